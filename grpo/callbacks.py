@@ -1,0 +1,77 @@
+"""Training callbacks that TRL lacks: sampled completions as TensorBoard text.
+
+With `log_completions=True`, TRL writes each logged step's prompts, completions and rewards to
+`<output_dir>/completions/completions_<step>.parquet`, but sends them only to W&B and Trackio. This callback
+forwards every N-th step's file to TensorBoard's text tab, as its own run `completions` next to the metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from transformers import TrainerCallback
+
+
+class CompletionsToTensorBoard(TrainerCallback):
+    """Mirror TRL's sampled-completion tables to TensorBoard text every `every_n_steps` optimizer steps."""
+
+    def __init__(self, run_dir: str | Path, every_n_steps: int, rows: int = 4):
+        self.source = Path(run_dir) / "completions"
+        self.log_dir = Path(run_dir) / "runs" / "completions"
+        self.every_n_steps = every_n_steps
+        self.rows = rows
+        self.sent: set[Path] = set()
+        self.writer = None
+
+    # TRL writes a step's file after the step's callbacks ran, so each event forwards what is there by then.
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self._forward_new_files()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self._forward_new_files()
+            if self.writer is not None:
+                self.writer.close()
+
+    def _forward_new_files(self) -> None:
+        for path in sorted(self.source.glob("completions_*.parquet")):
+            step = int(path.stem.split("_")[-1])
+            if path in self.sent or step % self.every_n_steps:
+                continue
+            self.sent.add(path)
+            self._writer().add_text("completions", completions_markdown(pd.read_parquet(path), self.rows), step)
+        if self.writer is not None:
+            self.writer.flush()
+
+    def _writer(self):
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        return self.writer
+
+
+def completions_markdown(table: pd.DataFrame, rows: int) -> str:
+    """A Markdown page of the first `rows` completions with their rewards (TensorBoard renders Markdown)."""
+    blocks = []
+    reward_columns = [c for c in table.columns if c not in ("step", "prompt", "completion", "advantage")]
+    for _, row in table.head(rows).iterrows():
+        scores = ", ".join(f"{c}={row[c]:.3g}" for c in reward_columns if isinstance(row[c], (int, float)))
+        blocks.append(
+            f"**question:** {_text(row['prompt'], last_user=True)}\n\n"
+            f"**completion:**\n\n```\n{_text(row['completion'])}\n```\n\n"
+            f"{scores}, advantage={row['advantage']:.3g}"
+        )
+    return "\n\n---\n\n".join(blocks)
+
+
+def _text(value, last_user: bool = False) -> str:
+    """Plain text of a prompt or completion, which TRL stores as a string or a list of chat messages."""
+    if isinstance(value, str):
+        return value
+    messages = list(value)
+    if last_user:
+        messages = [m for m in messages if m.get("role") == "user"][-1:]
+    return "\n".join(str(m.get("content", "")) for m in messages)

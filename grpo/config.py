@@ -1,0 +1,101 @@
+"""The `trainer` config group is trl.GRPOConfig itself: every field, with the installed TRL's defaults.
+
+We read the fields off the dataclass at start-up instead of copying them into YAML, so a new TRL release's options
+are reachable as `trainer.<field>` the day it is installed, and a typo is refused by Hydra's struct mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+from collections.abc import Sequence
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from trl import GRPOConfig
+
+from grpo.errors import ConfigError
+
+
+def grpo_config_fields() -> dict[str, object]:
+    """Every init field of trl.GRPOConfig with its default, as plain values OmegaConf can hold."""
+    defaults = {}
+    for field in dataclasses.fields(GRPOConfig):
+        if not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            value = None
+        defaults[field.name] = value.value if isinstance(value, enum.Enum) else value
+    return defaults
+
+
+def register_trl_defaults() -> None:
+    """Make `trl_defaults` (all GRPOConfig fields) available to conf/trainer/grpo.yaml's defaults list."""
+    ConfigStore.instance().store(group="trainer", name="trl_defaults", node=grpo_config_fields())
+
+
+def check_trainer_overrides(overrides: Sequence[str]) -> None:
+    """Refuse `trainer.<name>=...` command-line overrides that GRPOConfig does not have, suggesting the closest field.
+
+    Hydra would refuse them too, but it suggests `+trainer.<name>`, which only fails later.
+    """
+    known = grpo_config_fields()
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if not key.startswith("trainer.") or "=" not in override:
+            continue
+        name = key.split(".")[1]
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"Did you mean {', '.join('trainer.' + c for c in close)}?" if close else ""
+            raise ConfigError(
+                f"trainer.{name}: trl.GRPOConfig has no such field. {hint} "
+                "All fields: https://huggingface.co/docs/trl/grpo_trainer#trl.GRPOConfig"
+            )
+
+
+def build_grpo_config(cfg: DictConfig, reward_weights: list[float]) -> GRPOConfig:
+    """trl.GRPOConfig from the `trainer` group, with the weights of the `reward` group."""
+    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    if kwargs.get("reward_weights") is not None:
+        raise ConfigError("trainer.reward_weights: set each reward's weight as reward.<name>.weight instead.")
+    check_generation_batch(kwargs)
+    kwargs["reward_weights"] = reward_weights
+    # Without an accelerator, Trainer refuses TRL's default bf16 unless told it runs on the CPU; say so for the user,
+    # since bf16 autocast is also the faster choice on CPUs with bf16 instructions.
+    kwargs["use_cpu"] = kwargs["use_cpu"] or not has_accelerator()
+    try:
+        return GRPOConfig(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"trainer: {error}") from None
+
+
+def has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or torch.xpu.is_available()
+
+
+def check_generation_batch(trainer: dict) -> None:
+    """Each generation batch must hold whole groups of `num_generations` completions of the same prompt."""
+    group = trainer["num_generations"]
+    if not isinstance(group, int) or group < 2:
+        raise ConfigError(f"trainer.num_generations={group}: GRPO compares completions in a group; use 2 or more.")
+    if trainer["generation_batch_size"] is not None:
+        batch, source = trainer["generation_batch_size"], "trainer.generation_batch_size"
+    else:
+        steps = trainer["steps_per_generation"] or trainer["gradient_accumulation_steps"]
+        batch = trainer["per_device_train_batch_size"] * steps
+        source = "trainer.per_device_train_batch_size * " + (
+            "trainer.steps_per_generation" if trainer["steps_per_generation"] else "trainer.gradient_accumulation_steps"
+        )
+    if batch % group:
+        raise ConfigError(
+            f"{source} = {batch} completions per generation batch is not divisible by trainer.num_generations="
+            f"{group}. Make the batch a multiple of the group size, e.g. trainer.per_device_train_batch_size={group}."
+        )

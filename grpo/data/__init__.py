@@ -1,0 +1,30 @@
+"""Datasets: a loader (`dataset._target_`) gives `{question, answer}` rows; we add the chat `prompt` TRL expects."""
+
+from __future__ import annotations
+
+from datasets import Dataset
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from grpo.data.prompts import to_chat
+from grpo.errors import ConfigError
+
+# Keys of a dataset preset that shape prompts and completions rather than choose the rows; the rest go to the loader.
+NON_LOADER_KEYS = ("prompt", "limit", "max_completion_length")
+
+
+def build_dataset(cfg: DictConfig) -> Dataset:
+    """Rows with `prompt` (chat messages) and `answer` (gold), at most `cfg.limit` of them."""
+    loader = {key: value for key, value in cfg.items() if key not in NON_LOADER_KEYS}
+    rows = instantiate(OmegaConf.create(loader), _convert_="all")
+    missing = {"question", "answer"} - set(rows.column_names)
+    if missing:
+        raise ConfigError(f"dataset._target_={cfg._target_} returned rows without the column(s) {sorted(missing)}.")
+    if cfg.limit is not None:
+        rows = rows.select(range(min(cfg.limit, len(rows))))
+    system = cfg.prompt.system
+    examples = OmegaConf.to_container(cfg.prompt.examples)
+    return rows.map(
+        lambda row: {"prompt": to_chat(row["question"], system, examples), "answer": row["answer"]},
+        remove_columns=[c for c in rows.column_names if c != "answer"],
+    )

@@ -1,0 +1,117 @@
+"""Train a language model with GRPO (Group Relative Policy Optimisation; Shao et al., 2024, arXiv:2402.03300).
+
+For every prompt the policy samples a group of `trainer.num_generations` completions; each is scored by the
+weighted rewards of the `reward` group; a completion's advantage is its reward relative to its group's mean
+(divided by the group's std), so no value network is needed. TRL's GRPOTrainer does the algorithm; this script
+turns a Hydra config into its parts, checking every input before the model loads:
+
+    validate config -> build rewards -> GRPOConfig -> dataset -> check model -> load model -> train -> save
+
+    python -m grpo.train model=smollm2-135m dataset=arithmetic mode=quickstart   # offline, CPU, a few minutes
+    python -m grpo.train                                                          # Qwen2.5-0.5B on GSM8K
+    python -m grpo.train -m trainer.num_generations=4,8 reward.format.weight=0.25,0.5   # a sweep
+
+Each run dir (outputs/<date>/<time>) holds the resolved config, TensorBoard events (`runs/`), checkpoints,
+sampled completions and the final adapter with its tokenizer (`final/`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
+from grpo.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> Path:
+    """Run one GRPO training from a composed config; returns the folder of the final model."""
+    # Heavy imports here, not at module level: config errors are reported before torch and TRL load.
+    from transformers import set_seed
+    from trl import GRPOTrainer
+
+    from grpo.callbacks import CompletionsToTensorBoard
+    from grpo.data import build_dataset
+    from grpo.model import build_lora, load_model, resolve_checkpoint
+    from grpo.reward_setup import build_rewards
+
+    run_dir = Path(cfg.trainer.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    set_seed(cfg.seed)
+
+    rewards = build_rewards(cfg.reward)
+    args = build_grpo_config(cfg.trainer, reward_weights=[weight for _, weight in rewards.values()])
+    lora = build_lora(cfg.model.lora)
+    dataset = build_dataset(cfg.dataset)
+    log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
+    checkpoint = resolve_checkpoint(cfg.model)
+    log.info("rewards: %s", {name: weight for name, (_, weight) in rewards.items()})
+    configure_wandb(cfg.logger)
+
+    model, tokenizer = load_model(cfg.model, checkpoint)
+    log.info("model: %s from %s (%s), LoRA: %s", cfg.model.id, checkpoint, model.dtype, lora is not None)
+    callbacks = []
+    if cfg.logger.completions_every_n_steps:
+        callbacks.append(CompletionsToTensorBoard(run_dir, cfg.logger.completions_every_n_steps))
+    trainer = GRPOTrainer(
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=[function for function, _ in rewards.values()],
+        args=args,
+        train_dataset=dataset,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
+    trainer.train()
+    return save(trainer, run_dir, merged=cfg.save_merged_model)
+
+
+def save(trainer, run_dir: Path, merged: bool) -> Path:
+    """Write the final adapter (or full model) with its tokenizer to `final/`, and optionally a merged model."""
+    final = run_dir / "final"
+    trainer.save_model(str(final))
+    log.info("final model: %s", final)
+    if merged and hasattr(trainer.model, "merge_and_unload"):
+        merged_dir = run_dir / "merged"
+        trainer.model.merge_and_unload().save_pretrained(merged_dir)
+        trainer.processing_class.save_pretrained(merged_dir)
+        log.info("merged model: %s", merged_dir)
+    return final
+
+
+def configure_wandb(cfg: DictConfig) -> None:
+    """transformers' W&B integration reads its settings from the environment; keys stay out of config files."""
+    if cfg.wandb is None:
+        return
+    for key in ("project", "entity", "mode", "group"):
+        if cfg.wandb[key] is not None:
+            os.environ[f"WANDB_{key.upper()}"] = str(cfg.wandb[key])
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="train")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        train(cfg)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+
+
+def main() -> None:
+    register_trl_defaults()
+    try:
+        check_trainer_overrides(sys.argv[1:])
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

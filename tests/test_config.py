@@ -1,0 +1,137 @@
+"""Every preset of every config group composes and builds its objects; bad input fails early with a clear error."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from peft import LoraConfig
+from trl import GRPOConfig
+
+from conftest import CONF_DIR, compose_config
+from grpo.config import build_grpo_config, check_trainer_overrides
+from grpo.data import build_dataset
+from grpo.errors import ConfigError
+from grpo.model import build_lora
+from grpo.reward_setup import build_rewards
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def presets(group: str) -> list[str]:
+    return sorted(path.stem for path in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def build(cfg):
+    """The cheap objects train() builds before the model loads."""
+    rewards = build_rewards(cfg.reward)
+    args = build_grpo_config(cfg.trainer, [weight for _, weight in rewards.values()])
+    return rewards, args, build_lora(cfg.model.lora)
+
+
+@pytest.mark.parametrize("group", ["model", "dataset", "reward", "mode", "trainer", "logger"])
+def test_every_preset_composes_and_builds(group, tmp_path, gsm8k_file):
+    assert presets(group), f"conf/{group} has no presets"
+    for preset in presets(group):
+        cfg = compose_config(f"{group}={preset}", f"trainer.output_dir={tmp_path}")
+        if "path" in cfg.dataset:  # the default GSM8K preset reads the Hub; tests read a fixture instead
+            cfg.dataset.path = str(gsm8k_file)
+        rewards, args, lora = build(cfg)
+        assert isinstance(args, GRPOConfig) and args.output_dir == str(tmp_path)
+        assert lora is None or isinstance(lora, LoraConfig)
+        assert all(callable(function) for function, _ in rewards.values())
+        assert len(build_dataset(cfg.dataset)) > 0
+
+
+def test_presets_reach_the_objects(tmp_path):
+    cfg = compose_config("model=smollm2-135m", "dataset=arithmetic", "mode=test", f"trainer.output_dir={tmp_path}")
+    rewards, args, lora = build(cfg)
+    assert {name: weight for name, (_, weight) in rewards.items()} == {"format": 0.5, "accuracy": 1.0}
+    assert args.reward_weights == [0.5, 1.0]
+    assert (args.max_steps, args.save_steps, args.num_generations) == (100, 50, 10)
+    assert args.max_completion_length == cfg.dataset.max_completion_length
+    assert args.gradient_checkpointing is False and lora.r == 16
+    full = compose_config("mode=full", f"trainer.output_dir={tmp_path}")
+    assert (full.trainer.max_steps, full.trainer.save_steps, full.dataset.limit) == (-1, 500, None)
+
+
+def test_reward_weights_and_trainer_fields_are_overridable(tmp_path):
+    cfg = compose_config(
+        "reward.format.weight=0.25",
+        "reward.accuracy.weight=2",
+        "trainer.max_grad_norm=0.5",  # a GRPOConfig field our YAML does not mention
+        f"trainer.output_dir={tmp_path}",
+    )
+    rewards, args, _ = build(cfg)
+    assert args.reward_weights == [0.25, 2.0]
+    assert args.max_grad_norm == 0.5
+    assert rewards["format"][0].__name__ == "format"  # TRL logs rewards/format/mean
+
+
+def test_reward_entry_can_be_dropped_or_added(tmp_path):
+    cfg = compose_config(
+        "reward.format=null",
+        "+reward.strict_format={weight: 0.1, fn: {_target_: grpo.rewards.format_reward, _partial_: true}}",
+        f"trainer.output_dir={tmp_path}",
+    )
+    rewards, args, _ = build(cfg)
+    assert list(rewards) == ["accuracy", "strict_format"] and args.reward_weights == [1.0, 0.1]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["reward.format.weight=heavy"], r"reward.format.weight='heavy' is not a finite number"),
+        (["reward.format.fn._target_=grpo.rewards.no_such_reward"], r"reward.format.fn._target_=grpo.rewards.no_such"),
+        (["reward.format.fn._target_=math.pi", "~reward.format.fn._partial_"], "reward.format.fn._target_=math.pi"),
+        (["reward.format=null", "reward.accuracy=null"], "no rewards are configured"),
+        (["trainer.num_generations=3"], "not divisible by trainer.num_generations=3"),
+        (["trainer.num_generations=1"], "trainer.num_generations=1"),
+        (["trainer.reward_weights=[1,2]"], "reward.<name>.weight"),
+    ],
+)
+def test_bad_rewards_and_batches_are_refused(overrides, message, tmp_path):
+    cfg = compose_config(*overrides, f"trainer.output_dir={tmp_path}")
+    with pytest.raises(ConfigError, match=message):
+        build(cfg)
+
+
+def test_unknown_trainer_field_suggests_the_closest():
+    with pytest.raises(ConfigError, match="trainer.learning_rat: .* Did you mean trainer.learning_rate"):
+        check_trainer_overrides(["trainer.learning_rat=1e-5"])
+    check_trainer_overrides(["trainer.learning_rate=1e-5", "model=smollm2-135m"])
+
+
+def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "grpo.train", *overrides, f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model=gpt5"], "Could not find 'model/gpt5'"),
+        (["trainer.lr=1"], "trainer.lr: trl.GRPOConfig has no such field"),
+        (["dataset.path=/no/such.jsonl"], "dataset.path=/no/such.jsonl: no such file"),
+        (["model.id=no-such-org/no-such-model", "dataset=arithmetic"], "model=smollm2-135m"),
+        (["reward.accuracy.weight=[1]"], "reward.accuracy.weight=[1] is not a finite number"),
+    ],
+)
+def test_cli_errors_are_one_clear_message_before_the_model_loads(overrides, message, tmp_path):
+    result = run_cli(*overrides, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Loading weights" not in result.stderr
+
+
+def test_a_failed_run_keeps_what_the_run_dir_held(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint-7").mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    result = run_cli("trainer.num_generations=3", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / "checkpoint-7").is_dir()
