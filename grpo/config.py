@@ -59,9 +59,14 @@ def check_trainer_overrides(overrides: Sequence[str]) -> None:
             )
 
 
-def build_grpo_config(cfg: DictConfig, reward_weights: list[float]) -> GRPOConfig:
-    """trl.GRPOConfig from the `trainer` group, with the weights of the `reward` group."""
+def build_grpo_config(cfg: DictConfig, reward_weights: list[float], eval_every: int = 0) -> GRPOConfig:
+    """trl.GRPOConfig from the `trainer` group, with the weights of the `reward` group.
+
+    `eval_every` > 0 turns on TRL's eval loop every that many steps, one completion per held-out prompt.
+    """
     kwargs = OmegaConf.to_container(cfg, resolve=True)
+    if eval_every:
+        kwargs.update(eval_strategy="steps", eval_steps=eval_every, num_generations_eval=1)
     if kwargs.get("reward_weights") is not None:
         raise ConfigError("trainer.reward_weights: set each reward's weight as reward.<name>.weight instead.")
     check_generation_batch(kwargs)

@@ -1,7 +1,15 @@
-"""The `reward` group: a dict of named rewards, each `{weight, fn}`, turned into TRL's reward functions and weights."""
+"""The `reward` group: a dict of named rewards, each `{weight, fn}`, turned into TRL's reward functions and weights.
+
+A reward whose function loads a model (a reward model, a classifier) may say what happens when that model cannot
+be loaded (offline, not found, out of memory): `on_unavailable: error` (the default) stops before training with
+one message; `on_unavailable: fallback` builds the entry's `fallback` (a dict of rewards of the same
+`{weight, fn}` shape, `{}` for none) in its place and logs one warning naming what failed and what replaced it.
+Rewards are built before the policy loads, so either way nothing expensive has happened yet.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -9,44 +17,114 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from grpo.errors import ConfigError
+from grpo.errors import ConfigError, RewardUnavailable
+
+log = logging.getLogger(__name__)
+
+ENTRY_KEYS = ("weight", "fn", "on_unavailable", "fallback")
+ON_UNAVAILABLE = ("error", "fallback")
 
 
 def build_rewards(cfg: DictConfig) -> dict[str, tuple[Callable, float]]:
     """`{name: (function, weight)}` for every reward entry; an entry set to null (`reward.<name>=null`) is dropped.
 
-    Each function is renamed to its entry's name, which TRL uses for the metric `rewards/<name>/mean`.
+    Each function is renamed to its entry's name, which TRL uses for the metric `rewards/<name>/mean`. An entry
+    that falls back is replaced by its fallback entries, under their own names (so metrics never pretend that a
+    reward model scored what a rule did).
     """
-    rewards = {}
-    for name, entry in cfg.items():
-        if entry is None:
-            continue
-        if not isinstance(entry, DictConfig) or "weight" not in entry or "fn" not in entry:
-            raise ConfigError(f"reward.{name}: each reward needs a `weight` and an `fn` (see conf/reward/math.yaml).")
-        rewards[name] = (_build_function(name, entry.fn), _weight(name, entry.weight))
+    rewards = _build_entries(cfg, prefix="reward")
     if not rewards:
         raise ConfigError("reward: no rewards are configured; pick a preset such as reward=math.")
     return rewards
 
 
-def _weight(name: str, weight: object) -> float:
+def _build_entries(entries: DictConfig, prefix: str) -> dict[str, tuple[Callable, float]]:
+    for name, entry in entries.items():
+        if entry is not None:
+            _check_entry(f"{prefix}.{name}", entry)
+    _check_fallback_names(entries, prefix)
+    rewards: dict[str, tuple[Callable, float]] = {}
+    for name, entry in entries.items():
+        if entry is None:
+            continue
+        key = f"{prefix}.{name}"
+        weight = _weight(key, entry.weight)
+        try:
+            built = {name: (_build_function(name, key, entry.fn), weight)}
+        except RewardUnavailable as error:
+            built = _fall_back(key, entry, error)
+        for new_name in built:
+            if new_name in rewards:
+                raise ConfigError(f"{key}: its reward name '{new_name}' is already taken; rename one of them.")
+        rewards.update(built)
+    return rewards
+
+
+def _check_entry(key: str, entry: object) -> None:
+    if not isinstance(entry, DictConfig) or "weight" not in entry or "fn" not in entry:
+        raise ConfigError(f"{key}: each reward needs a `weight` and an `fn` (see conf/reward/math.yaml).")
+    unknown = [k for k in entry if k not in ENTRY_KEYS]
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; a reward entry has {list(ENTRY_KEYS)}.")
+    mode = entry.get("on_unavailable", "error")
+    if mode not in ON_UNAVAILABLE:
+        raise ConfigError(f"{key}.on_unavailable={mode!r}: choose one of {list(ON_UNAVAILABLE)}.")
+    if mode == "fallback" and not isinstance(entry.get("fallback"), DictConfig):
+        raise ConfigError(
+            f"{key}.on_unavailable=fallback needs {key}.fallback: a dict of rewards to use instead ({{}} for none)."
+        )
+
+
+def _check_fallback_names(entries: DictConfig, prefix: str) -> None:
+    # Checked up front, so a name clash is found on the first run, not on the day the model is unreachable.
+    taken = {name for name, entry in entries.items() if entry is not None}
+    for name, entry in entries.items():
+        fallback = None if entry is None else entry.get("fallback")
+        if not isinstance(fallback, DictConfig):
+            continue
+        for fallback_name, fallback_entry in fallback.items():
+            if fallback_entry is not None and fallback_name in taken:
+                raise ConfigError(
+                    f"{prefix}.{name}.fallback.{fallback_name}: '{fallback_name}' is already a reward name; "
+                    "rename the fallback entry."
+                )
+            taken.add(fallback_name)
+
+
+def _fall_back(key: str, entry: DictConfig, error: RewardUnavailable) -> dict[str, tuple[Callable, float]]:
+    reason = " ".join(str(error).split())
+    if entry.get("on_unavailable", "error") == "error":
+        raise ConfigError(
+            f"{key}: {reason}. Fix that, or set {key}.on_unavailable=fallback to train with {key}.fallback instead."
+        ) from None
+    replacements = _build_entries(entry.fallback, prefix=f"{key}.fallback")
+    used = ", ".join(f"{name} (weight {weight:g})" for name, (_, weight) in replacements.items()) or "no reward"
+    log.warning("%s is unavailable: %s. Training with its fallback instead: %s.", key, reason, used)
+    return replacements
+
+
+def _weight(key: str, weight: object) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-        raise ConfigError(f"reward.{name}.weight={weight!r} is not a finite number; use e.g. reward.{name}.weight=0.5")
+        raise ConfigError(f"{key}.weight={weight!r} is not a finite number; use e.g. {key}.weight=0.5")
     return float(weight)
 
 
-def _build_function(name: str, cfg: DictConfig) -> Callable:
+def _build_function(name: str, key: str, cfg: DictConfig) -> Callable:
     target = cfg.get("_target_")
     try:
         function = instantiate(cfg, _convert_="all")
     except InstantiationException as error:
         cause = error.__cause__ or error
+        if isinstance(cause, RewardUnavailable):
+            raise cause from None
+        if isinstance(cause, ConfigError):  # a reward's own check names its argument; we add where it sits
+            raise ConfigError(f"{key}.fn.{cause}") from None
         raise ConfigError(
-            f"reward.{name}.fn._target_={target} cannot be built: {str(cause).splitlines()[0]}. "
+            f"{key}.fn._target_={target} cannot be built: {str(cause).splitlines()[0]}. "
             "Give the import path of a function such as grpo.rewards.accuracy_reward, with _partial_: true."
         ) from None
     if not callable(function):
-        raise ConfigError(f"reward.{name}.fn._target_={target} is not a function; add `_partial_: true`.")
+        raise ConfigError(f"{key}.fn._target_={target} is not a function; add `_partial_: true`.")
     return NamedReward(name, function)
 
 

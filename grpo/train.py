@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -31,8 +32,8 @@ from grpo.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> Path:
-    """Run one GRPO training from a composed config; returns the folder of the final model."""
+def train(cfg: DictConfig):
+    """Run one GRPO training from a composed config; returns the trainer (its model is the trained policy)."""
     # Heavy imports here, not at module level: config errors are reported before torch and TRL load.
     from transformers import set_seed
     from trl import GRPOTrainer
@@ -48,13 +49,16 @@ def train(cfg: DictConfig) -> Path:
     set_seed(cfg.seed)
 
     rewards = build_rewards(cfg.reward)
-    args = build_grpo_config(cfg.trainer, reward_weights=[weight for _, weight in rewards.values()])
+    args = build_grpo_config(
+        cfg.trainer, reward_weights=[weight for _, weight in rewards.values()], eval_every=cfg.eval.every_n_steps
+    )
     lora = build_lora(cfg.model.lora)
     dataset = build_dataset(cfg.dataset)
+    eval_dataset = build_dataset(eval_split(cfg.dataset, cfg.eval)) if cfg.eval.every_n_steps else None
     log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
     log.info("rewards: %s", {name: weight for name, (_, weight) in rewards.items()})
-    configure_wandb(cfg.logger)
+    configure_wandb(cfg.logger, run_dir)
 
     model, tokenizer = load_model(cfg.model, checkpoint)
     log.info("model: %s from %s (%s), LoRA: %s", cfg.model.id, checkpoint, model.dtype, lora is not None)
@@ -67,11 +71,22 @@ def train(cfg: DictConfig) -> Path:
         reward_funcs=[function for function, _ in rewards.values()],
         args=args,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         peft_config=lora,
         callbacks=callbacks,
     )
     trainer.train()
-    return save(trainer, run_dir, merged=cfg.save_merged_model)
+    save(trainer, run_dir, merged=cfg.save_merged_model)
+    return trainer
+
+
+def eval_split(dataset: DictConfig, cfg: DictConfig) -> DictConfig:
+    """The dataset preset pointed at its held-out rows: `eval.split` (or `eval.path`), first `eval.examples`."""
+    held_out = dataset.copy()
+    held_out.split, held_out.limit = cfg.split, cfg.examples
+    if cfg.path is not None:
+        held_out.path = cfg.path
+    return held_out
 
 
 def save(trainer, run_dir: Path, merged: bool) -> Path:
@@ -87,10 +102,11 @@ def save(trainer, run_dir: Path, merged: bool) -> Path:
     return final
 
 
-def configure_wandb(cfg: DictConfig) -> None:
+def configure_wandb(cfg: DictConfig, run_dir: Path) -> None:
     """transformers' W&B integration reads its settings from the environment; keys stay out of config files."""
     if cfg.wandb is None:
         return
+    os.environ["WANDB_DIR"] = str(run_dir)  # W&B's files (offline runs too) live with the run, not in the cwd
     for key in ("project", "entity", "mode", "group"):
         if cfg.wandb[key] is not None:
             os.environ[f"WANDB_{key.upper()}"] = str(cfg.wandb[key])
@@ -105,6 +121,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    # transformers 5 renamed gradient checkpointing to activation checkpointing; TRL calls the old names every step.
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
     register_trl_defaults()
     try:
         check_trainer_overrides(sys.argv[1:])

@@ -98,3 +98,13 @@ def gsm8k_file(tmp_path) -> Path:
     path = tmp_path / "gsm8k.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
+
+
+def digit_share_reward(completions, **kwargs) -> list[float]:
+    """Share of digits in a completion: varies across a random model's samples, so GRPO advantages are non-zero."""
+    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+    return [sum(ch.isdigit() for ch in text) / max(len(text), 1) for text in texts]
+
+
+# Add to tiny runs so a random model's updates are not all zero (format and accuracy are 0 for random text).
+DIGIT_REWARD = "+reward.digits={weight: 1.0, fn: {_target_: conftest.digit_share_reward, _partial_: true}}"

@@ -48,7 +48,7 @@ def test_presets_reach_the_objects(tmp_path):
     rewards, args, lora = build(cfg)
     assert {name: weight for name, (_, weight) in rewards.items()} == {"format": 0.5, "accuracy": 1.0}
     assert args.reward_weights == [0.5, 1.0]
-    assert (args.max_steps, args.save_steps, args.num_generations) == (100, 50, 10)
+    assert (args.max_steps, args.save_steps, args.num_generations, args.per_device_train_batch_size) == (100, 50, 10, 10)
     assert args.max_completion_length == cfg.dataset.max_completion_length
     assert args.gradient_checkpointing is False and lora.r == 16
     full = compose_config("mode=full", f"trainer.output_dir={tmp_path}")
@@ -65,6 +65,8 @@ def test_reward_weights_and_trainer_fields_are_overridable(tmp_path):
     rewards, args, _ = build(cfg)
     assert args.reward_weights == [0.25, 2.0]
     assert args.max_grad_norm == 0.5
+    sweep_point = compose_config("trainer.num_generations=4", f"trainer.output_dir={tmp_path}")
+    assert build(sweep_point)[1].per_device_train_batch_size == 4  # the batch follows the group size
     assert rewards["format"][0].__name__ == "format"  # TRL logs rewards/format/mean
 
 
@@ -85,7 +87,8 @@ def test_reward_entry_can_be_dropped_or_added(tmp_path):
         (["reward.format.fn._target_=grpo.rewards.no_such_reward"], r"reward.format.fn._target_=grpo.rewards.no_such"),
         (["reward.format.fn._target_=math.pi", "~reward.format.fn._partial_"], "reward.format.fn._target_=math.pi"),
         (["reward.format=null", "reward.accuracy=null"], "no rewards are configured"),
-        (["trainer.num_generations=3"], "not divisible by trainer.num_generations=3"),
+        (["trainer.num_generations=3", "trainer.per_device_train_batch_size=4"], "not divisible by trainer.num_gen"),
+        (["trainer.num_generations=4", "trainer.generation_batch_size=6"], "trainer.generation_batch_size = 6"),
         (["trainer.num_generations=1"], "trainer.num_generations=1"),
         (["trainer.reward_weights=[1,2]"], "reward.<name>.weight"),
     ],
@@ -132,6 +135,6 @@ def test_a_failed_run_keeps_what_the_run_dir_held(tmp_path):
     run_dir.mkdir()
     (run_dir / "checkpoint-7").mkdir()
     (run_dir / "notes.txt").write_text("mine")
-    result = run_cli("trainer.num_generations=3", tmp_path=tmp_path)
+    result = run_cli("trainer.num_generations=3", "trainer.per_device_train_batch_size=4", tmp_path=tmp_path)
     assert result.returncode != 0
     assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / "checkpoint-7").is_dir()

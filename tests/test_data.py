@@ -21,10 +21,11 @@ def test_evaluate_respects_precedence(expression, value):
 
 
 def test_arithmetic_is_seeded_and_splits_never_overlap():
-    train = load_arithmetic(split="train", size=300, max_operand=9)
-    again = load_arithmetic(split="train", size=300, max_operand=9)
-    test = load_arithmetic(split="test", size=100, max_operand=9)
-    other_seed = load_arithmetic(split="test", size=100, max_operand=9, seed=1)
+    settings = {"max_operand": 9, "num_operations": 2}
+    train = load_arithmetic(split="train", size=300, **settings)
+    again = load_arithmetic(split="train", size=300, **settings)
+    test = load_arithmetic(split="test", size=100, **settings)
+    other_seed = load_arithmetic(split="test", size=100, seed=1, **settings)
     assert train["question"] == again["question"]
     assert len(set(train["question"])) == 300
     assert not set(train["question"]) & set(test["question"])

@@ -1,8 +1,9 @@
-"""Datasets: a loader (`dataset._target_`) gives `{question, answer}` rows; we add the chat `prompt` TRL expects."""
+"""Datasets: a loader (`dataset._target_`) gives `{question[, answer]}` rows; we add the chat `prompt` TRL expects."""
 
 from __future__ import annotations
 
 from datasets import Dataset
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -14,17 +15,24 @@ NON_LOADER_KEYS = ("prompt", "limit", "max_completion_length")
 
 
 def build_dataset(cfg: DictConfig) -> Dataset:
-    """Rows with `prompt` (chat messages) and `answer` (gold), at most `cfg.limit` of them."""
+    """Rows with `prompt` (chat messages) and, when the loader gives one, `answer` (gold); at most `cfg.limit` rows.
+
+    Open-ended instructions have no gold answer; rewards that need one (accuracy) need a dataset that has it.
+    """
     loader = {key: value for key, value in cfg.items() if key not in NON_LOADER_KEYS}
-    rows = instantiate(OmegaConf.create(loader), _convert_="all")
-    missing = {"question", "answer"} - set(rows.column_names)
-    if missing:
-        raise ConfigError(f"dataset._target_={cfg._target_} returned rows without the column(s) {sorted(missing)}.")
+    try:
+        rows = instantiate(OmegaConf.create(loader), _convert_="all")
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):  # the loader's own message names the key and the fix
+            raise error.__cause__ from None
+        raise ConfigError(f"dataset._target_={cfg._target_}: {str(error.__cause__ or error).splitlines()[0]}") from None
+    if "question" not in rows.column_names:
+        raise ConfigError(f"dataset._target_={cfg._target_} returned rows without a 'question' column.")
     if cfg.limit is not None:
         rows = rows.select(range(min(cfg.limit, len(rows))))
     system = cfg.prompt.system
     examples = OmegaConf.to_container(cfg.prompt.examples)
     return rows.map(
-        lambda row: {"prompt": to_chat(row["question"], system, examples), "answer": row["answer"]},
+        lambda row: {"prompt": to_chat(row["question"], system, examples)},
         remove_columns=[c for c in rows.column_names if c != "answer"],
     )

@@ -21,11 +21,11 @@ OPERATORS = ("+", "-", "*")
 
 def load_arithmetic(
     split: str = "train",
-    size: int = 1000,
+    size: int = 500,
     seed: int = 0,
     min_operand: int = 1,
     max_operand: int = 20,
-    num_operations: int = 2,
+    num_operations: int = 1,
     operators: Sequence[str] = OPERATORS,
     heldout_fraction: float = 0.2,
 ) -> Dataset:

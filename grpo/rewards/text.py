@@ -59,6 +59,23 @@ def completion_text(completion: Any) -> str:
         return ""
 
 
+def prompt_text(prompt: Any) -> str:
+    """Return the instruction of one TRL prompt: the last user message of a chat prompt, or a plain-text prompt.
+
+    A judge (a reward model) should see what was asked, not the policy's system prompt or few-shot example turns.
+    Malformed input -> "".
+    """
+    try:
+        if isinstance(prompt, str):
+            return prompt
+        if not isinstance(prompt, (list, tuple)):
+            return ""
+        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        return _content_text(users[-1].get("content")) if users else ""
+    except Exception:  # a broken custom mapping must cost one sample, not the step
+        return ""
+
+
 def clip_tail(text: str, limit: int) -> str:
     """Keep about the last ``limit`` characters of ``text``, starting after a whitespace so that no
     number is cut in half (a cut "12345" must not read as "45"); "" if the tail has no whitespace."""

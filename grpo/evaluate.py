@@ -1,0 +1,168 @@
+"""Compare a base model with its GRPO-trained version on held-out problems: accuracy, format, examples, a chart.
+
+Both models answer each problem of the held-out split (GSM8K test, or the arithmetic task's test split) from the same
+chat prompt, greedily unless `eval.do_sample=true`, and every completion is scored by the training rewards themselves,
+so "accuracy" is what `rewards/accuracy/mean` meant during training. A LoRA adapter is applied to the base model once;
+the base completions come from the same weights with the adapter switched off.
+
+    find trained weights -> match training's config -> rewards, dataset -> load model (+ adapter)
+    -> generate (base, trained) -> score -> comparison.json, problems.jsonl, summary.md, chart.png, examples.html
+
+    python -m grpo.evaluate eval.run=outputs/<date>/<time>                     # a training run (its final/ adapter)
+    python -m grpo.evaluate eval.run=outputs/<date>/<time>/checkpoint-15 eval.limit=50   # a checkpoint, 50 problems
+    python -m grpo.evaluate eval.run=... dataset=gsm8k dataset.path=gsm8k/test.jsonl      # another dataset preset
+
+The run's resolved_config.yaml supplies the model, dataset and reward groups (see conf/evaluate.yaml); the report
+goes to outputs/eval/<date>/<time>.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from grpo.errors import ConfigError
+from grpo.eval.trained import find_weights, is_adapter, load_training_config, match_training
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
+    """Evaluate base and trained model on `cfg.dataset` and write the report; returns comparison.json's content.
+
+    `overrides` are the command-line overrides: they decide which of training's settings the evaluation keeps.
+    """
+    if OmegaConf.is_missing(cfg.eval, "run"):
+        raise ConfigError("eval.run: which trained model? Give a training run dir: eval.run=outputs/<date>/<time>")
+    weights = find_weights(cfg.eval.run)
+    training = load_training_config(weights)
+    cfg = match_training(cfg, training, overrides)
+    check_eval(cfg.eval)
+    log.info("trained weights: %s (model, dataset, reward: %s)", weights, "its run's" if training else "as configured")
+
+    # Heavy imports here, not at module level: config errors are reported before torch loads.
+    from transformers import set_seed
+
+    from grpo.data import build_dataset
+    from grpo.eval.generate import build_generation_config
+    from grpo.eval.metrics import compare, problem_records, score
+    from grpo.eval.report import summary_markdown, write_report
+    from grpo.model import resolve_checkpoint
+    from grpo.reward_setup import build_rewards
+
+    out_dir = Path(cfg.eval.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    set_seed(cfg.seed)
+
+    rewards = build_rewards(cfg.reward)
+    check_rewards(rewards)
+    dataset = build_dataset(cfg.dataset)
+    log.info("dataset: %d problems (%s split), e.g. %s", len(dataset), cfg.dataset.split, dataset[0]["prompt"][-1]["content"])
+    checkpoint = resolve_checkpoint(cfg.model)
+
+    model, tokenizer = load_base_and_adapter(cfg.model, checkpoint, weights)
+    generation = build_generation_config(cfg.eval, model, tokenizer)
+    base, trained = complete_both(cfg, model, tokenizer, weights, dataset["prompt"], generation)
+    records = problem_records(dataset, score(dataset, base, rewards), score(dataset, trained, rewards))
+    comparison = {"setup": describe(cfg, checkpoint, weights, rewards), **compare(records)}
+    files = write_report(out_dir, comparison, records, cfg.eval.examples)
+    log.info("\n%s", summary_markdown(comparison))
+    log.info("report: %s", ", ".join(str(path) for path in files))
+    return comparison
+
+
+def check_eval(cfg: DictConfig) -> None:
+    """Refuse `eval` values that cannot work, before any model loads."""
+    for key in ("batch_size", "max_new_tokens"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"eval.{key}={cfg[key]}: must be a positive integer.")
+    if cfg.limit is not None and (not isinstance(cfg.limit, int) or cfg.limit < 1):
+        raise ConfigError(f"eval.limit={cfg.limit}: the number of problems to evaluate (positive), or null for all.")
+    if cfg.do_sample and not cfg.temperature > 0:
+        raise ConfigError(f"eval.temperature={cfg.temperature}: sampling needs a positive temperature.")
+    if not isinstance(cfg.examples, int) or cfg.examples < 0:
+        raise ConfigError(f"eval.examples={cfg.examples}: problems per section of examples.html, 0 or more.")
+
+
+def check_rewards(rewards: dict) -> None:
+    """Accuracy and format rate are the `accuracy` and `format` rewards' means: both must be configured."""
+    for name in ("accuracy", "format"):
+        if name not in rewards:
+            raise ConfigError(
+                f"reward.{name}: the evaluation reports the mean of the `{name}` reward, which is not configured. "
+                "Pick a preset that has it: reward=math."
+            )
+
+
+def load_base_and_adapter(cfg: DictConfig, checkpoint: str, weights: Path):
+    """The base model with the trained LoRA adapter attached (when `weights` is one), and the tokenizer."""
+    from peft import PeftModel
+
+    from grpo.model import load_model
+
+    model, tokenizer = load_model(cfg, checkpoint)
+    log.info("base model: %s from %s (%s)", cfg.id, checkpoint, model.dtype)
+    if is_adapter(weights):
+        model = PeftModel.from_pretrained(model, weights)
+    return model.eval(), tokenizer
+
+
+def complete_both(cfg: DictConfig, model, tokenizer, weights: Path, prompts: list, generation) -> tuple[list, list]:
+    """Completions of the base model and of the trained one, for every prompt."""
+    from grpo.eval.generate import generate
+    from grpo.model import load_model
+
+    def complete(policy, desc: str) -> list:
+        return generate(policy, tokenizer, prompts, generation, cfg.eval.batch_size, desc)
+
+    if is_adapter(weights):
+        with model.disable_adapter():  # the base model: the same weights with the adapter switched off
+            base = complete(model, "base")
+        return base, complete(model, "trained")
+    base = complete(model, "base")
+    trained_model, _ = load_model(cfg.model, str(weights))  # a full fine-tune (model.lora=null) is a whole model
+    return base, complete(trained_model.eval(), "trained")
+
+
+def describe(cfg: DictConfig, checkpoint: str, weights: Path, rewards: dict) -> dict:
+    """What was compared, for comparison.json and the headers of the report."""
+    decoding = f"sampling at temperature {cfg.eval.temperature}" if cfg.eval.do_sample else "greedy"
+    return {
+        "model": cfg.model.id,
+        "base": checkpoint,
+        "trained": str(weights),
+        "dataset": dataset_name(cfg.dataset),
+        "split": cfg.dataset.split,
+        "limit": cfg.eval.limit,
+        "decoding": f"{decoding}, at most {cfg.eval.max_new_tokens} new tokens",
+        "reward_weights": {name: weight for name, (_, weight) in rewards.items()},
+    }
+
+
+def dataset_name(cfg: DictConfig) -> str:
+    """`arithmetic`, `gsm8k`, ...: the loader's name, with the local file it read when there is one."""
+    name = cfg._target_.rpartition(".")[2].removeprefix("load_")
+    return f"{name} ({cfg.path})" if "path" in cfg and cfg.path else name
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="evaluate")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg, HydraConfig.get().overrides.task)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
