@@ -1,4 +1,4 @@
-"""Training callbacks that TRL lacks: sampled completions as TensorBoard text.
+"""Training callbacks that TRL lacks: sampled completions as TensorBoard text, and a clean stop on signals.
 
 With `log_completions=True`, TRL writes each logged step's prompts, completions and rewards to
 `<output_dir>/completions/completions_<step>.parquet`, but sends them only to W&B and Trackio. This callback
@@ -7,10 +7,14 @@ forwards every N-th step's file to TensorBoard's text tab, as its own run `compl
 
 from __future__ import annotations
 
+import logging
+import signal
 from pathlib import Path
 
 import pandas as pd
 from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
 
 
 class CompletionsToTensorBoard(TrainerCallback):
@@ -75,3 +79,34 @@ def _text(value, last_user: bool = False) -> str:
     if last_user:
         messages = [m for m in messages if m.get("role") == "user"][-1:]
     return "\n".join(str(m.get("content", "")) for m in messages)
+
+
+class StopOnSignal(TrainerCallback):
+    """On Ctrl-C or SIGTERM (a scheduler's pre-emption), finish the current step, save a checkpoint and stop.
+
+    A second signal interrupts at once. Handlers are installed only while training runs.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: str | None = None
+        self.previous: dict = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        if self.received:  # asked twice: stop now, without saving
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        log.warning("%s received: saving a checkpoint after this step, then stopping (again to stop now)", self.received)

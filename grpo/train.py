@@ -11,8 +11,9 @@ turns a Hydra config into its parts, checking every input before the model loads
     python -m grpo.train                                                          # Qwen2.5-0.5B on GSM8K
     python -m grpo.train -m trainer.num_generations=4,8 reward.format.weight=0.25,0.5   # a sweep
 
-Each run dir (outputs/<date>/<time>) holds the resolved config, TensorBoard events (`runs/`), checkpoints,
-sampled completions and the final adapter with its tokenizer (`final/`).
+Each run dir (outputs/<date>/<time>) holds the resolved config and run info (versions, git commit), TensorBoard
+events (`runs/`), checkpoints, sampled completions and the final adapter with its tokenizer (`final/`).
+Ctrl-C or SIGTERM saves a checkpoint and the adapter before exiting; `resume=<run dir>` continues the run.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import warnings
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
+from grpo.resume import register_run_dir_resolver
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +40,18 @@ def train(cfg: DictConfig):
     from transformers import set_seed
     from trl import GRPOTrainer
 
-    from grpo.callbacks import CompletionsToTensorBoard
+    from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
     from grpo.data import build_dataset
     from grpo.model import build_lora, load_model, resolve_checkpoint
+    from grpo.resume import find_checkpoint
     from grpo.reward_setup import build_rewards
+    from grpo.run_record import refuse_secrets, write_run_record
 
     run_dir = Path(cfg.trainer.output_dir)
+    refuse_secrets(cfg.trainer)
+    resume_from = find_checkpoint(cfg.resume, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_run_record(cfg, run_dir)
     set_seed(cfg.seed)
 
     rewards = build_rewards(cfg.reward)
@@ -59,10 +65,14 @@ def train(cfg: DictConfig):
     checkpoint = resolve_checkpoint(cfg.model)
     log.info("rewards: %s", {name: weight for name, (_, weight) in rewards.items()})
     configure_wandb(cfg.logger, run_dir)
+    # One fixed TensorBoard folder (Trainer's default is a new runs/<time>_<host> per start), so a resumed run's
+    # curves continue where the interrupted one stopped.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "runs" / "train")
 
     model, tokenizer = load_model(cfg.model, checkpoint)
     log.info("model: %s from %s (%s), LoRA: %s", cfg.model.id, checkpoint, model.dtype, lora is not None)
-    callbacks = []
+    stopper = StopOnSignal()
+    callbacks = [stopper]
     if cfg.logger.completions_every_n_steps:
         callbacks.append(CompletionsToTensorBoard(run_dir, cfg.logger.completions_every_n_steps))
     trainer = GRPOTrainer(
@@ -75,8 +85,12 @@ def train(cfg: DictConfig):
         peft_config=lora,
         callbacks=callbacks,
     )
-    trainer.train()
+    if resume_from:
+        log.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=resume_from)
     save(trainer, run_dir, merged=cfg.save_merged_model)
+    if stopper.received:
+        log.warning("stopped by %s at step %d; continue with resume=%s", stopper.received, trainer.state.global_step, run_dir)
     return trainer
 
 
@@ -124,6 +138,7 @@ def main() -> None:
     # transformers 5 renamed gradient checkpointing to activation checkpointing; TRL calls the old names every step.
     warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
     register_trl_defaults()
+    register_run_dir_resolver()
     try:
         check_trainer_overrides(sys.argv[1:])
     except ConfigError as error:

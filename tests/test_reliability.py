@@ -1,0 +1,119 @@
+"""Interrupted runs resume, signals save before exiting, runs reproduce, credentials never reach a run dir."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from conftest import DIGIT_REWARD, compose_config, tiny_overrides
+from grpo.errors import ConfigError
+from grpo.resume import find_checkpoint, latest_checkpoint
+from grpo.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_cli(overrides: list[str]) -> subprocess.Popen:
+    """`python -m grpo.train` as a user runs it; the tests folder is importable for the test-only reward."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "grpo.train", *overrides], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def cli_overrides(checkpoint: Path, run_dir: Path, steps: int) -> list[str]:
+    return [*tiny_overrides(checkpoint, run_dir, steps=steps), DIGIT_REWARD, f"hydra.run.dir={run_dir}",
+            "trainer.save_steps=2", "logger.completions_every_n_steps=0"]
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    state = json.loads((Path(latest_checkpoint(run_dir)) / "trainer_state.json").read_text())
+    return [entry["step"] for entry in state["log_history"] if "reward" in entry]
+
+
+def adapter_shapes(run_dir: Path) -> dict:
+    return {name: tuple(t.shape) for name, t in load_file(run_dir / "final" / "adapter_model.safetensors").items()}
+
+
+def test_killed_run_resumes_to_the_same_end_as_an_uninterrupted_one(tiny_checkpoint, tmp_path):
+    steps = 40
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    assert start_cli(cli_overrides(tiny_checkpoint, whole, steps)).wait(timeout=300) == 0
+
+    process = start_cli(cli_overrides(tiny_checkpoint, interrupted, steps))
+    wait_for(interrupted / "checkpoint-2" / "trainer_state.json", process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "final").exists()
+
+    resumed = start_cli([*cli_overrides(tiny_checkpoint, interrupted, steps), f"resume={interrupted}"])
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert "resuming from" in output
+    assert logged_steps(interrupted) == logged_steps(whole) == list(range(1, steps + 1))
+    assert adapter_shapes(interrupted) == adapter_shapes(whole)
+
+
+def test_sigterm_saves_a_checkpoint_and_the_adapter(tiny_checkpoint, tmp_path):
+    process = start_cli(cli_overrides(tiny_checkpoint, tmp_path, steps=2000))
+    wait_for(tmp_path / "checkpoint-2" / "trainer_state.json", process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert "SIGTERM received" in output and "continue with resume=" in output
+    last = Path(latest_checkpoint(tmp_path))
+    assert int(last.name.split("-")[1]) < 2000  # stopped early, at a saved step
+    assert (tmp_path / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_same_seed_same_rewards(tiny_checkpoint, tmp_path):
+    def rewards(run_dir):
+        trainer = train(compose_config(*tiny_overrides(tiny_checkpoint, run_dir, steps=3), DIGIT_REWARD))
+        return [(e["reward"], e["rewards/digits/mean"]) for e in trainer.state.log_history if "reward" in e]
+
+    first, second = rewards(tmp_path / "a"), rewards(tmp_path / "b")
+    assert len(first) == 3 and first == second
+
+
+def test_run_dir_records_config_versions_and_commit(tiny_checkpoint, tmp_path):
+    train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path, steps=1), DIGIT_REWARD))
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["packages"]["trl"] and info["packages"]["torch"]
+    assert "git_commit" in info and info["command"]
+    assert "num_generations: 2" in (tmp_path / "resolved_config.yaml").read_text()
+
+
+def test_credentials_in_config_are_refused_before_anything_is_written(tiny_checkpoint, tmp_path):
+    cfg = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "run"), "trainer.hub_token=hf_secret123")
+    with pytest.raises(ConfigError, match="trainer.hub_token: credentials are never written"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_skips_checkpoints_cut_off_mid_write(tmp_path):
+    for step in (2, 4, 6):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    for step in (2, 4):
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert find_checkpoint(str(tmp_path), tmp_path) == str(tmp_path / "checkpoint-4")
+    assert find_checkpoint("auto", tmp_path / "fresh") is None
+    assert find_checkpoint(None, tmp_path) is None
+    with pytest.raises(ConfigError, match="not a complete checkpoint"):
+        find_checkpoint(str(tmp_path / "checkpoint-6"), tmp_path)
+    with pytest.raises(ConfigError, match="no such run dir"):
+        find_checkpoint(str(tmp_path / "nope"), tmp_path)
