@@ -70,11 +70,13 @@ def test_gsm8k_local_file(gsm8k_file):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("", "empty"),
+        ("", "the file is empty"),
         ('{"question": "q", "answer": "#### 1"}\nnot json\n', "line 2 is not valid JSON"),
         ('{"question": "q"}\n', r"line 1 lacks the field\(s\) \['answer'\]"),
         ('{"question": "q", "answer": "#### 1"}\n[1, 2]\n', "line 2 is not a JSON object"),
-        ('{"question": "q", "answer": "no gold"}\n', "row 1 has no '#### <number>'"),
+        ('{"question": "q", "answer": "no gold"}\n', "line 1 has no '#### <number>'"),
+        ('{"question": "q", "answer": "#### many"}\n', "line 1 has a gold answer that is not a number"),
+        ('{"question": "q"}\n{"answer": "#### 1"}\n', r"line 1 lacks .*\(1 more bad lines\)\. .*dataset.bad_rows=skip"),
     ],
 )
 def test_gsm8k_bad_files_say_which_line(tmp_path, content, message):
@@ -82,6 +84,14 @@ def test_gsm8k_bad_files_say_which_line(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_gsm8k(path=str(path), hub_id="unused", hub_config="main", split="train")
+
+
+def test_gsm8k_bad_rows_can_be_skipped_with_a_count_in_the_log(tmp_path, caplog):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"question": "a", "answer": "#### 1"}\n{"question": "b"}\nbroken\n{"question": "c", "answer": "#### 3"}\n')
+    rows = load_gsm8k(path=str(path), hub_id="unused", hub_config="main", split="train", bad_rows="skip")
+    assert rows["answer"] == ["1", "3"]
+    assert "skipped 2 bad rows: line 2 lacks" in caplog.text and "line 3 is not valid JSON" in caplog.text
 
 
 def test_gsm8k_missing_file(tmp_path):

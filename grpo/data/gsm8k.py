@@ -9,6 +9,7 @@ from datasets import Dataset, load_dataset
 
 from grpo.data.jsonl import read_jsonl
 from grpo.errors import ConfigError
+from grpo.rewards import parse_number
 
 OFFLINE_HINT = "Offline, use a local copy with dataset.path=FILE.jsonl or the embedded task dataset=arithmetic."
 
@@ -20,21 +21,25 @@ def gold_answer(solution: str) -> str | None:
     return answer if marker and answer else None
 
 
-def load_gsm8k(path: str | None, hub_id: str, hub_config: str, split: str) -> Dataset:
-    """GSM8K rows as `{question, answer}`, from a local JSONL file (`path`) or the Hugging Face Hub."""
-    rows = _read_local(path) if path else _read_hub(hub_id, hub_config, split)
-    return Dataset.from_list([{"question": row["question"], "answer": row["answer"]} for row in rows])
+def load_gsm8k(path: str | None, hub_id: str, hub_config: str, split: str, bad_rows: str = "error") -> Dataset:
+    """GSM8K rows as `{question, answer}`, from a local JSONL file (`path`) or the Hugging Face Hub.
+
+    Rows without a numeric gold answer are refused or skipped (`bad_rows`), with their line numbers.
+    """
+    if path:
+        rows = read_jsonl(path, key="dataset.path", required=("question", "answer"), check=_gold_problem, bad_rows=bad_rows)
+    else:
+        rows = _read_hub(hub_id, hub_config, split)
+    return Dataset.from_list([{"question": row["question"], "answer": gold_answer(str(row["answer"]))} for row in rows])
 
 
-def _read_local(path: str) -> list[dict]:
-    rows = read_jsonl(path, key="dataset.path", required=("question", "answer"))
-    for number, row in enumerate(rows, start=1):
-        row["answer"] = gold_answer(str(row["answer"]))
-        if row["answer"] is None:
-            raise ConfigError(
-                f"dataset.path={path}: row {number} has no '#### <number>' gold answer at the end of 'answer'."
-            )
-    return rows
+def _gold_problem(row: dict) -> str | None:
+    gold = gold_answer(str(row["answer"]))
+    if gold is None:
+        return "has no '#### <number>' gold answer at the end of 'answer'"
+    if parse_number(gold) is None:
+        return f"has a gold answer that is not a number ({gold[:40]!r})"
+    return None
 
 
 def _read_hub(hub_id: str, hub_config: str, split: str) -> list[dict]:
@@ -45,4 +50,4 @@ def _read_hub(hub_id: str, hub_config: str, split: str) -> list[dict]:
             f"dataset.hub_id={hub_id} (config {hub_config}, split {split}) could not be loaded: "
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. {OFFLINE_HINT}"
         ) from None
-    return [{"question": row["question"], "answer": gold_answer(row["answer"])} for row in source]
+    return list(source)
