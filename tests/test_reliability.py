@@ -117,3 +117,15 @@ def test_resume_skips_checkpoints_cut_off_mid_write(tmp_path):
         find_checkpoint(str(tmp_path / "checkpoint-6"), tmp_path)
     with pytest.raises(ConfigError, match="no such run dir"):
         find_checkpoint(str(tmp_path / "nope"), tmp_path)
+
+
+def test_credentials_from_the_environment_never_reach_the_run_dir(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("HF_TOKEN", "hf_secretTokenValue987")
+    overrides = tiny_overrides(tiny_checkpoint, tmp_path, steps=1)
+    train(compose_config(*overrides, DIGIT_REWARD, "logger=wandb", "logger.wandb.mode=offline"))
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(files) > 10
+    for path in files:
+        content = path.read_bytes()
+        assert b"wandb-secret-0123" not in content and b"hf_secretTokenValue987" not in content, path
