@@ -16,7 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from grpo.sweep.collect import load_sweep
+import pandas as pd
+from omegaconf import OmegaConf
+
+from grpo.sweep.collect import Sweep, load_sweep
 from grpo.sweep.plot import plot_sweep
 from grpo.sweep.table import report_table, to_markdown
 
@@ -32,16 +35,29 @@ def write_report(sweep_dir: Path, out: Path | None = None) -> tuple[Path, Path, 
     csv, markdown, png = out / "report.csv", out / "report.md", out / "report.png"
     table.to_csv(csv, index=False)
     plot_sweep(sweep, table, png)
-    header = [f"# Sweep report: {sweep_dir}", ""]
+    markdown.write_text(report_markdown(sweep, table, png.name))
+    return markdown, csv, png
+
+
+def report_markdown(sweep: Sweep, table: pd.DataFrame, plot: str) -> str:
+    """The report page: the sweep's command, what final and best mean, the table and the plot."""
+    lines = [f"# Sweep report: {sweep.dir}", ""]
     if sweep.command:
-        header += [f"`{sweep.command}`", ""]
-    header += [
+        lines += [f"`{sweep.command}`", ""]
+    optuna = sweep.dir / "optimization_results.yaml"  # Optuna's sweeper writes its best trial here
+    if optuna.is_file():
+        best = OmegaConf.load(optuna)
+        lines += [f"Optuna's best trial: {OmegaConf.to_container(best.best_params)} -> {best.best_value:.4g}", ""]
+    lines += [
         f"{len(table)} runs, {sum(table.status == 'finished')} finished. final = last logged step, best = highest "
         "step; `reward` is the weighted sum of the rewards, each averaged over the step's completions.",
         "",
+        to_markdown(table.drop(columns="dir")),  # the swept values name the run; report.csv has its dir
+        "",
+        f"![reward by run]({plot})",
+        "",
     ]
-    markdown.write_text("\n".join(header) + to_markdown(table) + f"\n\n![reward by run]({png.name})\n")
-    return markdown, csv, png
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
 from grpo.resume import register_run_dir_resolver
+from grpo.sweep.jobs import check_sweep
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def train(cfg: DictConfig):
     from grpo.resume import find_checkpoint
     from grpo.reward_setup import build_rewards
     from grpo.run_record import refuse_secrets, write_run_record
+    from grpo.sweep.objective import check_objective
 
     run_dir = Path(cfg.trainer.output_dir)
     refuse_secrets(cfg.trainer)
@@ -55,6 +57,7 @@ def train(cfg: DictConfig):
     set_seed(cfg.seed)
 
     rewards = build_rewards(cfg.reward)
+    check_objective(cfg.objective, rewards)
     args = build_grpo_config(
         cfg.trainer, reward_weights=[weight for _, weight in rewards.values()], eval_every=cfg.eval.every_n_steps
     )
@@ -127,11 +130,14 @@ def configure_wandb(cfg: DictConfig, run_dir: Path) -> None:
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="train")
-def _hydra_main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> float:
+    from grpo.sweep.objective import final_metric
+
     try:
-        train(cfg)
+        trainer = train(cfg)
     except ConfigError as error:
         sys.exit(f"error: {error}")
+    return final_metric(trainer.state.log_history, cfg.objective)  # what a sweeper (Optuna) optimises
 
 
 def main() -> None:
@@ -141,6 +147,7 @@ def main() -> None:
     register_run_dir_resolver()
     try:
         check_trainer_overrides(sys.argv[1:])
+        check_sweep(sys.argv[1:])
     except ConfigError as error:
         sys.exit(f"error: {error}")
     _hydra_main()

@@ -18,6 +18,7 @@ from grpo.config import register_trl_defaults
 from grpo.errors import ConfigError
 from grpo.report import write_report
 from grpo.sweep.jobs import BASIC_SWEEPER, check_sweep, grid_jobs
+from grpo.sweep.objective import check_objective, final_metric
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -45,10 +46,8 @@ def train_runtime(run_dir: Path) -> float:
 def test_2x2_multirun_and_its_report_match_each_runs_logs(tiny_checkpoint, tmp_path):
     sweep_dir = tmp_path / "sweep"
     # Each job's dir is Hydra's (no trainer.output_dir); its batch follows its group size (no batch override).
-    fixed = [
-        o for o in tiny_overrides(tiny_checkpoint, tmp_path)
-        if o.split("=")[0] not in ("trainer.output_dir", "trainer.per_device_train_batch_size", "trainer.num_generations")
-    ] + [DIGIT_REWARD]
+    dropped = ("trainer.output_dir", "trainer.per_device_train_batch_size", "trainer.num_generations")
+    fixed = [o for o in tiny_overrides(tiny_checkpoint, tmp_path) if o.split("=")[0] not in dropped] + [DIGIT_REWARD]
     # Name job dirs by the swept keys only: the fixed overrides (a tmp path among them) would make names too long.
     exclude = ",".join(o.split("=")[0].lstrip("+") for o in fixed)
     run_module(
@@ -67,19 +66,20 @@ def test_2x2_multirun_and_its_report_match_each_runs_logs(tiny_checkpoint, tmp_p
     table = pd.read_csv(sweep_dir / "report.csv")
     assert len(table) == 4 and set(table.status) == {"finished"}
     assert list(table.job) == [0, 1, 2, 3]
-    for row in table.itertuples(index=False):
-        row = row._asdict() | dict(zip(table.columns, row))  # columns with spaces and slashes by their names
+    for _, row in table.iterrows():
         run_dir = sweep_dir / row["dir"]
-        assert row["dir"] == f"reward.format.weight={row['reward.format.weight']},trainer.num_generations={row['trainer.num_generations']}"
-        config = OmegaConf.load(run_dir / "resolved_config.yaml")
-        assert config.trainer.per_device_train_batch_size == config.trainer.num_generations == row["trainer.num_generations"]
+        weight, group = row["reward.format.weight"], row["trainer.num_generations"]
+        assert row["dir"] == f"reward.format.weight={weight},trainer.num_generations={group}"
+        trainer = OmegaConf.load(run_dir / "resolved_config.yaml").trainer
+        assert trainer.per_device_train_batch_size == trainer.num_generations == group  # the batch follows the group
         log = final_log(run_dir)
         assert row["steps"] == log[-1]["step"] == 2
         # TensorBoard keeps float32: equal to the trainer's float64 log to float32 precision.
         assert row["reward (final)"] == pytest.approx(log[-1]["reward"], rel=1e-6, abs=1e-7)
         assert row["reward (best)"] == pytest.approx(max(e["reward"] for e in log), rel=1e-6, abs=1e-7)
         for name in ("format", "accuracy", "digits"):
-            assert row[f"rewards/{name}/mean (final)"] == pytest.approx(log[-1][f"rewards/{name}/mean"], rel=1e-6, abs=1e-7)
+            expected = log[-1][f"rewards/{name}/mean"]
+            assert row[f"rewards/{name}/mean (final)"] == pytest.approx(expected, rel=1e-6, abs=1e-7)
         assert row["wall time (s)"] == pytest.approx(train_runtime(run_dir), rel=1e-6)
         assert row["steps/s"] == pytest.approx(2 / row["wall time (s)"])
     markdown = (sweep_dir / "report.md").read_text()
@@ -163,3 +163,14 @@ def test_check_sweep_names_the_job_and_both_keys_before_anything_runs():
     message = str(error.value)
     assert "job #1" in message and "trainer.num_generations=3" in message
     assert "trainer.per_device_train_batch_size" in message
+
+
+def test_objective_is_a_metric_the_run_logs_and_its_last_value_is_returned():
+    check_objective("rewards/accuracy/mean", ["format", "accuracy"])
+    check_objective("reward", ["format"])
+    with pytest.raises(ConfigError, match="rewards/accuracy/mean"):
+        check_objective("rewards/acuracy/mean", ["format", "accuracy"])
+    log_history = [{"reward": 0.1, "step": 1}, {"reward": 0.4, "step": 2}, {"train_runtime": 3.0, "step": 2}]
+    assert final_metric(log_history, "reward") == 0.4
+    with pytest.raises(ValueError, match="never logged"):
+        final_metric(log_history, "rewards/format/mean")

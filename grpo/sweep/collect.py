@@ -44,6 +44,8 @@ class Run:
 
 @dataclass
 class Sweep:
+    """A multirun dir's jobs and how it was launched."""
+
     dir: Path
     keys: list[str]  # the swept keys, one report column each
     command: str | None  # the command line that launched it, from multirun.yaml
@@ -112,7 +114,8 @@ def read_history(run_dir: Path) -> pd.DataFrame:
 
 def read_eval_accuracy(run_dir: Path) -> float | None:
     """`trained.accuracy` from the newest `comparison.json` that `python -m grpo.evaluate` wrote into the run dir."""
-    files = sorted([*run_dir.glob("comparison.json"), *run_dir.glob("*/comparison.json")], key=lambda p: p.stat().st_mtime)
+    files = [*run_dir.glob("comparison.json"), *run_dir.glob("*/comparison.json")]
+    files.sort(key=lambda path: path.stat().st_mtime)
     if not files:
         return None
     return float(json.loads(files[-1].read_text())["trained"]["accuracy"])

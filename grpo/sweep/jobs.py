@@ -12,12 +12,12 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 
 # Hydra's own expansion, so job lists match its launch order and override strings exactly. It lives in
 # hydra._internal, but its path is also the sweeper `_target_` every multirun.yaml records.
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from grpo.config import check_generation_batch, register_trl_defaults
 from grpo.errors import ConfigError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -58,21 +58,35 @@ def check_sweep(argv: Sequence[str]) -> None:
     """
     from hydra._internal.utils import get_args_parser  # the parser `@hydra.main` itself uses
 
+    from grpo.config import check_generation_batch, register_trl_defaults  # loads TRL, which the report never needs
+
     args = get_args_parser().parse_args(list(argv))
     if not args.multirun or args.config_path or args.config_name or args.config_dir:
         return
-    parsed = OverridesParser.create().parse_overrides(args.overrides)
+    register_trl_defaults()  # the `trainer` group's base, as train.py's main() registers it
+    try:
+        batches = _generation_batches(args.overrides)
+    except HydraException:
+        return  # a bad override or missing plugin: Hydra says so in its own words when it composes the same configs
+    for num, (job, batch) in enumerate(batches):
+        try:
+            check_generation_batch(batch)
+        except ConfigError as error:
+            raise ConfigError(f"sweep job #{num} ({' '.join(job)}): {error}") from None
+
+
+def _generation_batches(overrides: Sequence[str]) -> list[tuple[list[str], dict]]:
+    """Each grid job's overrides with its composed generation-batch keys; none for a sweeper other than the grid."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
     fixed = [override.input_line for override in parsed if not override.is_sweep_override()]
     hydra_overrides = [line for line in fixed if line.startswith(("hydra.", "hydra/"))]
-    register_trl_defaults()
+    task_overrides = [line for line in overrides if not line.startswith(("hydra.", "hydra/"))]
     with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
         sweeper = compose("train", overrides=fixed, return_hydra_config=True).hydra.sweeper
         if sweeper._target_ != BASIC_SWEEPER:
-            return
-        task_overrides = [line for line in args.overrides if not line.startswith(("hydra.", "hydra/"))]
-        for num, job in enumerate(grid_jobs(sweeper.params, task_overrides)):
+            return []
+        batches = []
+        for job in grid_jobs(sweeper.params, task_overrides):
             trainer = compose("train", overrides=job + hydra_overrides).trainer
-            try:
-                check_generation_batch({key: trainer[key] for key in BATCH_KEYS})
-            except ConfigError as error:
-                raise ConfigError(f"sweep job #{num} ({' '.join(job)}): {error}") from None
+            batches.append((job, {key: trainer[key] for key in BATCH_KEYS}))
+    return batches

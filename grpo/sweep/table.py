@@ -20,13 +20,18 @@ NOTES = {
 
 def report_table(sweep: Sweep) -> pd.DataFrame:
     """One row per run; reward columns for every reward any run logged, `eval accuracy` if any run was evaluated."""
-    reward_means = [c for run in sweep.runs for c in run.history.columns if c.startswith("rewards/") and c.endswith("/mean")]
-    reward_means = list(dict.fromkeys(reward_means))
+    columns = [column for run in sweep.runs for column in run.history.columns]
+    reward_means = list(dict.fromkeys(c for c in columns if c.startswith("rewards/") and c.endswith("/mean")))
     evaluated = any(run.eval_accuracy is not None for run in sweep.runs)
     rows = [_row(run, sweep, reward_means, evaluated) for run in sweep.runs]
     table = pd.DataFrame(rows)
     table["job"] = table["job"].astype("Int64")
     table["steps"] = table["steps"].astype("Int64")
+    for key in sweep.keys:  # values as typed on the command line: numbers where they all are (Optuna's 0.37454011...)
+        try:
+            table[key] = pd.to_numeric(table[key])
+        except (ValueError, TypeError):
+            pass
     return table
 
 
