@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from trl import GRPOConfig
 
 from grpo.errors import ConfigError
+from grpo.launch import world_size
 
 
 def grpo_config_fields() -> dict[str, object]:
@@ -94,11 +95,12 @@ def check_generation_batch(trainer: dict) -> None:
     if trainer["generation_batch_size"] is not None:
         batch, source = trainer["generation_batch_size"], "trainer.generation_batch_size"
     else:
+        # TRL gathers every process's completions before grouping, so the global batch must hold whole groups.
         steps = trainer["steps_per_generation"] or trainer["gradient_accumulation_steps"]
-        batch = trainer["per_device_train_batch_size"] * steps
+        batch = trainer["per_device_train_batch_size"] * steps * world_size()
         source = "trainer.per_device_train_batch_size * " + (
             "trainer.steps_per_generation" if trainer["steps_per_generation"] else "trainer.gradient_accumulation_steps"
-        )
+        ) + (f" * {world_size()} processes" if world_size() > 1 else "")
     if batch % group:
         raise ConfigError(
             f"{source} = {batch} completions per generation batch is not divisible by trainer.num_generations="

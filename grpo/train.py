@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
+from grpo.launch import check_shared_run_dir, is_rank_zero
 from grpo.resume import register_run_dir_resolver
 from grpo.sweep.jobs import check_sweep
 
@@ -53,7 +54,8 @@ def train(cfg: DictConfig):
     refuse_secrets(cfg.trainer)
     resume_from = find_checkpoint(cfg.resume, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_record(cfg, run_dir)
+    if is_rank_zero():
+        write_run_record(cfg, run_dir)
     set_seed(cfg.seed)
 
     rewards = build_rewards(cfg.reward)
@@ -111,7 +113,9 @@ def save(trainer, run_dir: Path, merged: bool) -> Path:
     final = run_dir / "final"
     trainer.save_model(str(final))
     log.info("final model: %s", final)
-    if merged and hasattr(trainer.model, "merge_and_unload"):
+    # Every rank saves (ZeRO-3 and FSDP gather weights collectively); one merges. Under ZeRO-3/FSDP rank 0 holds
+    # only shards: merge from final/ afterwards with peft's AutoPeftModelForCausalLM instead.
+    if merged and trainer.accelerator.is_main_process and hasattr(trainer.model, "merge_and_unload"):
         merged_dir = run_dir / "merged"
         trainer.model.merge_and_unload().save_pretrained(merged_dir)
         trainer.processing_class.save_pretrained(merged_dir)
@@ -133,6 +137,8 @@ def configure_wandb(cfg: DictConfig, run_dir: Path) -> None:
 def _hydra_main(cfg: DictConfig) -> float:
     from grpo.sweep.objective import final_metric
 
+    if not is_rank_zero():  # info lines once, from rank 0; warnings and errors from every rank
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         trainer = train(cfg)
     except ConfigError as error:
@@ -147,6 +153,7 @@ def main() -> None:
     register_run_dir_resolver()
     try:
         check_trainer_overrides(sys.argv[1:])
+        check_shared_run_dir(sys.argv[1:])
         check_sweep(sys.argv[1:])
     except ConfigError as error:
         sys.exit(f"error: {error}")
