@@ -39,16 +39,10 @@ def build_rewards(cfg: DictConfig) -> dict[str, tuple[Callable, float]]:
 
 
 def _build_entries(entries: DictConfig, prefix: str) -> dict[str, tuple[Callable, float]]:
-    for name, entry in entries.items():
-        if entry is not None:
-            _check_entry(f"{prefix}.{name}", entry)
-    _check_fallback_names(entries, prefix)
+    weights = _check_entries(entries, prefix)
     rewards: dict[str, tuple[Callable, float]] = {}
-    for name, entry in entries.items():
-        if entry is None:
-            continue
-        key = f"{prefix}.{name}"
-        weight = _weight(key, entry.weight)
+    for name, weight in weights.items():
+        key, entry = f"{prefix}.{name}", entries[name]
         try:
             built = {name: (_build_function(name, key, entry.fn), weight)}
         except RewardUnavailable as error:
@@ -58,6 +52,25 @@ def _build_entries(entries: DictConfig, prefix: str) -> dict[str, tuple[Callable
                 raise ConfigError(f"{key}: its reward name '{new_name}' is already taken; rename one of them.")
         rewards.update(built)
     return rewards
+
+
+def _check_entries(entries: DictConfig, prefix: str) -> dict[str, float]:
+    """The weight of each entry, after checking every entry and its fallbacks.
+
+    All of it before any function is built: building one may load a model (slow), and a typo in a fallback should
+    show on the first run, not on the day the model is unreachable. Fallback functions are built only when needed.
+    """
+    weights = {}
+    for name, entry in entries.items():
+        if entry is None:
+            continue
+        key = f"{prefix}.{name}"
+        _check_entry(key, entry)
+        weights[name] = _weight(key, entry.weight)
+        if isinstance(entry.get("fallback"), DictConfig):
+            _check_entries(entry.fallback, f"{key}.fallback")
+    _check_fallback_names(entries, prefix)
+    return weights
 
 
 def _check_entry(key: str, entry: object) -> None:
@@ -76,7 +89,6 @@ def _check_entry(key: str, entry: object) -> None:
 
 
 def _check_fallback_names(entries: DictConfig, prefix: str) -> None:
-    # Checked up front, so a name clash is found on the first run, not on the day the model is unreachable.
     taken = {name for name, entry in entries.items() if entry is not None}
     for name, entry in entries.items():
         fallback = None if entry is None else entry.get("fallback")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -127,7 +128,7 @@ def test_on_unavailable_error_stops_before_training(tiny_checkpoint, tmp_path):
         ("error", f"error: reward.reward_model: reward model {MISSING_RM}: no such folder", "WARNING"),
         # fallback: one warning line; this run then stops at an impossible batch, still before the policy loads
         ("fallback", f"reward.reward_model is unavailable: reward model {MISSING_RM}: no such folder. "
-                     "Training with its fallback instead: repetition (weight 1).", "Traceback"),
+                     "Training with its fallback instead: repetition (weight 1).", "error: reward"),
     ],
 )
 def test_cli_reports_an_unavailable_reward_model_in_one_line(mode, expected, unexpected, tmp_path):
@@ -143,7 +144,38 @@ def test_cli_reports_an_unavailable_reward_model_in_one_line(mode, expected, une
     assert unexpected not in output and "Traceback" not in output
 
 
+def test_weights_sweep_as_a_multirun(tiny_checkpoint, tiny_reward_models, tmp_path):
+    overrides = [o for o in rm_overrides(tiny_checkpoint, tmp_path, str(tiny_reward_models["deberta"]), steps=1)
+                 if not o.startswith("trainer.output_dir")]  # each job writes to its own sweep dir
+    result = subprocess.run(
+        [sys.executable, "-m", "grpo.train", "-m", *overrides, "reward.length.weight=0.1,0.3",
+         f"hydra.sweep.dir={tmp_path}/sweep", "hydra.sweep.subdir=${hydra.job.num}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, weight in [(tmp_path / "sweep" / "0", 0.1), (tmp_path / "sweep" / "1", 0.3)]:
+        assert OmegaConf.load(job / "resolved_config.yaml").reward.length.weight == weight
+        assert "train/rewards/length/mean" in tensorboard_scalars(job)
+
+
 # ---------------------------------------------------------------- the preset and its checks
+
+
+def test_fallback_can_be_the_math_rewards(tmp_path):
+    cfg = compose_config(
+        "reward=rm_ensemble",
+        f"reward.reward_model.fn.model={MISSING_RM}",
+        "reward.reward_model.fallback.repetition=null",
+        "+reward.reward_model.fallback.format={weight: 0.5, fn: "
+        "{_target_: grpo.rewards.format_reward, _partial_: true}}",
+        "+reward.reward_model.fallback.accuracy={weight: 1, fn: "
+        "{_target_: grpo.rewards.accuracy_reward, _partial_: true}}",
+        f"trainer.output_dir={tmp_path}",
+    )
+    rewards = build_rewards(cfg.reward)
+    assert {name: weight for name, (_, weight) in rewards.items()} == {
+        "format": 0.5, "accuracy": 1.0, "length": 0.2, "safety": 0.5,
+    }
 
 
 def test_preset_weights_are_overridable(tiny_reward_models, tmp_path):
@@ -173,6 +205,8 @@ def test_preset_weights_are_overridable(tiny_reward_models, tmp_path):
         (["+reward.reward_model.fallback.length={weight: 1, fn: {_target_: grpo.rewards.length_reward, "
           "_partial_: true}}"], r"reward.reward_model.fallback.length: 'length' is already a reward name"),
         (["+reward.reward_model.retries=3"], r"reward.reward_model.retries: unknown key"),
+        (["reward.reward_model.fallback.repetition.weight=high"],  # found before the model is even tried
+         r"reward.reward_model.fallback.repetition.weight='high' is not a finite number"),
         (["reward.safety.fn.classifier=null"], r"reward.safety.fn.classifier=null with an empty blocklist"),
         (["reward.safety.fn.classifier=detoxify"], r"reward.safety.fn.classifier='detoxify'"),
     ],

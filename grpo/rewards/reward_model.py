@@ -34,7 +34,7 @@ class RewardModelReward:
     template, `template` fills `template` (a string with `{prompt}` and `{completion}`). Scoring runs `batch_size`
     pairs at a time on `device` (`auto`: the GPU when there is one, as the policy's, else the CPU) in inference mode.
 
-    Range: `normalize=none` gives the head's raw logit (unbounded; about -8..8 for OpenAssistant's model),
+    Range: `normalize=none` gives the head's raw logit (unbounded, on the model's own scale),
     `sigmoid` maps it into (0, 1), `running` standardises it by the mean and std of every score seen so far
     (about zero-mean, unit-std, unbounded), so that weights mean the same whatever the model's scale.
 
@@ -69,7 +69,7 @@ class RewardModelReward:
                 "(num_labels=1)."
             )
         if input_format == "chat" and not self.tokenizer.chat_template:
-            raise ConfigError(f"input_format=chat: the tokenizer of {model} has no chat template; use pair or template.")
+            raise ConfigError(f"input_format=chat: {model}'s tokenizer has no chat template; use pair or template.")
         # Running statistics for normalize=running (Chan et al.'s parallel form of Welford's algorithm).
         self._count, self._mean, self._m2 = 0, 0.0, 0.0
 
@@ -86,7 +86,7 @@ class RewardModelReward:
         scale stays visible whatever the normalisation.
         """
         prompts = prompts if prompts is not None else [""] * len(completions)
-        raw = self.score([(prompt_text(p), completion_text(c)) for p, c in zip(prompts, completions)])
+        raw = self.score([(prompt_text(p), completion_text(c)) for p, c in zip(prompts, completions, strict=True)])
         if log_metric is not None and raw:
             log_metric("reward_model/raw_mean", sum(raw) / len(raw))
         return self._normalized(raw)
@@ -164,7 +164,7 @@ def _load(model: str, device: str, dtype: str, trust_remote_code: bool):
         network.to(device).eval().requires_grad_(False)
     except (OSError, ValueError, ImportError, MemoryError, torch.OutOfMemoryError) as error:
         where = "" if folder.is_dir() else "not a local folder; "
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
         raise RewardUnavailable(f"reward model {model} could not be loaded ({where}{type(error).__name__}: {reason})")
     # Batches are padded; models that read the score at the last real token find it through pad_token_id.
     if tokenizer.pad_token is None:
@@ -181,7 +181,7 @@ def _check(input_format, template, normalize, batch_size, max_length, dtype) -> 
         fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
         if fields != {"prompt", "completion"}:
             raise ConfigError(
-                f"template={template!r}: needs exactly the fields {{prompt}} and {{completion}}, found {sorted(fields)}."
+                f"template={template!r}: needs exactly the fields {{prompt}} and {{completion}}, not {sorted(fields)}."
             )
     if normalize not in NORMALIZERS:
         raise ConfigError(f"normalize={normalize!r}: choose one of {list(NORMALIZERS)}.")

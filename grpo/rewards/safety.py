@@ -34,7 +34,7 @@ class SafetyReward:
         if bad:
             raise ConfigError(f"blocklist: every entry must be a non-empty string, not {bad[0]!r}.")
         if classifier is None and not terms:
-            raise ConfigError("classifier=null with an empty blocklist scores nothing; set a classifier or a blocklist.")
+            raise ConfigError("classifier=null with an empty blocklist scores nothing; set a classifier or blocklist.")
         self.classifier = classifier
         self.blocklist = terms
         self._predict = _load_classifier() if classifier else None
