@@ -5,10 +5,10 @@ Each source row has `question` and `answer`, a worked solution that ends with `#
 
 from __future__ import annotations
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 
+from grpo.data.hub import load_hub_split
 from grpo.data.jsonl import read_jsonl
-from grpo.errors import ConfigError
 from grpo.rewards import parse_number
 
 OFFLINE_HINT = "Offline, use a local copy with dataset.path=FILE.jsonl or the embedded task dataset=arithmetic."
@@ -43,11 +43,4 @@ def _gold_problem(row: dict) -> str | None:
 
 
 def _read_hub(hub_id: str, hub_config: str, split: str) -> list[dict]:
-    try:
-        source = load_dataset(hub_id, hub_config, split=split)
-    except Exception as error:  # datasets raises many types for "unreachable" (ConnectionError, OSError, ...)
-        raise ConfigError(
-            f"dataset.hub_id={hub_id} (config {hub_config}, split {split}) could not be loaded: "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. {OFFLINE_HINT}"
-        ) from None
-    return list(source)
+    return list(load_hub_split(hub_id, hub_config, split, OFFLINE_HINT))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 
+from grpo.data.hub import load_hub_split
 from grpo.data.jsonl import read_jsonl
 from grpo.errors import ConfigError
 
@@ -35,13 +36,7 @@ def load_hub_prompts(path: str | None, hub_id: str, hub_config: str | None, spli
     file (`path`, as in load_instructions) instead. Empty prompts are skipped."""
     if path:
         return load_instructions(path)
-    try:
-        source = load_dataset(hub_id, hub_config, split=split)
-    except Exception as error:  # datasets raises many types for "unreachable" (ConnectionError, OSError, ...)
-        raise ConfigError(
-            f"dataset.hub_id={hub_id} (config {hub_config}, split {split}) could not be loaded: "
-            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. {OFFLINE_HINT}"
-        ) from None
+    source = load_hub_split(hub_id, hub_config, split, OFFLINE_HINT)
     if column not in source.column_names:
         raise ConfigError(f"dataset.column={column}: {hub_id} has no such column; it has {source.column_names}.")
     values = source[column]
