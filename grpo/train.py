@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
@@ -69,7 +69,7 @@ def train(cfg: DictConfig):
     log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
     log.info("rewards: %s", {name: weight for name, (_, weight) in rewards.items()})
-    configure_wandb(cfg.logger, run_dir)
+    start_wandb(cfg, run_dir)
     # One fixed TensorBoard folder (Trainer's default is a new runs/<time>_<host> per start), so a resumed run's
     # curves continue where the interrupted one stopped.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "runs" / "train")
@@ -92,7 +92,10 @@ def train(cfg: DictConfig):
     )
     if resume_from:
         log.info("resuming from %s", resume_from)
-    trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        finish_wandb(cfg.logger)
     save(trainer, run_dir, merged=cfg.save_merged_model)
     if stopper.received:
         log.warning("stopped by %s at step %d; continue with resume=%s", stopper.received, trainer.state.global_step, run_dir)
@@ -106,6 +109,15 @@ def eval_split(dataset: DictConfig, cfg: DictConfig) -> DictConfig:
     if cfg.path is not None:
         held_out.path = cfg.path
     return held_out
+
+
+def finish_wandb(cfg: DictConfig) -> None:
+    """transformers leaves the W&B run open; close it so the next run in this process (a sweep job) gets its own."""
+    if cfg.wandb is not None:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
 
 
 def save(trainer, run_dir: Path, merged: bool) -> Path:
@@ -123,14 +135,24 @@ def save(trainer, run_dir: Path, merged: bool) -> Path:
     return final
 
 
-def configure_wandb(cfg: DictConfig, run_dir: Path) -> None:
-    """transformers' W&B integration reads its settings from the environment; keys stay out of config files."""
-    if cfg.wandb is None:
+def start_wandb(cfg: DictConfig, run_dir: Path) -> None:
+    """Open the W&B run ourselves (transformers' callback then logs into it): its files go to the run dir, the
+    whole resolved config is recorded, and each run of a sweep gets its own W&B run. Keys come from `wandb login`
+    or WANDB_API_KEY, never from config files."""
+    settings = cfg.logger.wandb
+    if settings is None or not is_rank_zero():
         return
-    os.environ["WANDB_DIR"] = str(run_dir)  # W&B's files (offline runs too) live with the run, not in the cwd
-    for key in ("project", "entity", "mode", "group"):
-        if cfg.wandb[key] is not None:
-            os.environ[f"WANDB_{key.upper()}"] = str(cfg.wandb[key])
+    import wandb
+
+    wandb.init(
+        project=settings.project,
+        entity=settings.entity,
+        group=settings.group,
+        mode=settings.mode,
+        dir=str(run_dir),
+        name=run_dir.name,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="train")
