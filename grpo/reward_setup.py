@@ -9,6 +9,7 @@ Rewards are built before the policy loads, so either way nothing expensive has h
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable
@@ -71,6 +72,30 @@ def _check_entries(entries: DictConfig, prefix: str) -> dict[str, float]:
             _check_entries(entry.fallback, f"{key}.fallback")
     _check_fallback_names(entries, prefix)
     return weights
+
+
+# What TRL passes every reward besides the dataset's columns.
+TRL_ARGUMENTS = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+
+
+def check_reward_columns(rewards: dict[str, tuple[Callable, float]], columns: set[str]) -> None:
+    """Refuse a reward that requires a dataset column the dataset lacks (accuracy on prompts without answers),
+    which TRL would otherwise find at the first step, after the model loaded."""
+    for name, (function, _) in rewards.items():
+        try:
+            parameters = inspect.signature(getattr(function, "function", function)).parameters.values()
+        except (TypeError, ValueError):  # a callable without a readable signature: TRL will tell
+            continue
+        required = {
+            p.name for p in parameters
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }  # fmt: skip
+        missing = sorted(required - TRL_ARGUMENTS - columns)
+        if missing:
+            raise ConfigError(
+                f"reward.{name} needs the dataset column(s) {missing}, which this dataset does not have "
+                f"(it has {sorted(columns)}). Pick a dataset with them, or drop the reward: reward.{name}=null"
+            )
 
 
 def _check_entry(key: str, entry: object) -> None:

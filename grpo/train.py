@@ -26,30 +26,26 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+from trl import GRPOTrainer
 
+from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
+from grpo.data import build_dataset
 from grpo.errors import ConfigError
 from grpo.launch import check_shared_run_dir, is_rank_zero
-from grpo.resume import register_run_dir_resolver
+from grpo.model import build_lora, load_model, resolve_checkpoint
+from grpo.resume import find_checkpoint, register_run_dir_resolver
+from grpo.reward_setup import build_rewards, check_reward_columns
+from grpo.run_record import refuse_secrets, write_run_record
 from grpo.sweep.jobs import check_sweep
+from grpo.sweep.objective import check_objective, final_metric
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig):
     """Run one GRPO training from a composed config; returns the trainer (its model is the trained policy)."""
-    # Heavy imports here, not at module level: config errors are reported before torch and TRL load.
-    from transformers import set_seed
-    from trl import GRPOTrainer
-
-    from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
-    from grpo.data import build_dataset
-    from grpo.model import build_lora, load_model, resolve_checkpoint
-    from grpo.resume import find_checkpoint
-    from grpo.reward_setup import build_rewards
-    from grpo.run_record import refuse_secrets, write_run_record
-    from grpo.sweep.objective import check_objective
-
     run_dir = Path(cfg.trainer.output_dir)
     refuse_secrets(cfg.trainer)
     resume_from = find_checkpoint(cfg.resume, run_dir)
@@ -66,6 +62,7 @@ def train(cfg: DictConfig):
     lora = build_lora(cfg.model.lora)
     dataset = build_dataset(cfg.dataset)
     eval_dataset = build_dataset(eval_split(cfg.dataset, cfg.eval)) if cfg.eval.every_n_steps else None
+    check_reward_columns(rewards, set(dataset.column_names))
     log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
     log.info("rewards: %s", {name: weight for name, (_, weight) in rewards.items()})
@@ -157,8 +154,6 @@ def start_wandb(cfg: DictConfig, run_dir: Path) -> None:
 
 @hydra.main(version_base=None, config_path="../conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
-    from grpo.sweep.objective import final_metric
-
     if not is_rank_zero():  # info lines once, from rank 0; warnings and errors from every rank
         logging.getLogger().setLevel(logging.WARNING)
     try:

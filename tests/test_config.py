@@ -138,3 +138,13 @@ def test_a_failed_run_keeps_what_the_run_dir_held(tmp_path):
     result = run_cli("trainer.num_generations=3", "trainer.per_device_train_batch_size=4", tmp_path=tmp_path)
     assert result.returncode != 0
     assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / "checkpoint-7").is_dir()
+
+
+def test_a_reward_needing_a_column_the_dataset_lacks_is_refused(tmp_path):
+    from grpo.reward_setup import check_reward_columns
+
+    cfg = compose_config("dataset=instructions", f"trainer.output_dir={tmp_path}")
+    rewards = build_rewards(cfg.reward)
+    with pytest.raises(ConfigError, match=r"reward.accuracy needs the dataset column\(s\) \['answer'\]"):
+        check_reward_columns(rewards, set(build_dataset(cfg.dataset).column_names))
+    check_reward_columns(rewards, {"prompt", "answer"})
