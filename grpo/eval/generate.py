@@ -18,7 +18,9 @@ class Completion:
     token_ids: list[int]
 
 
-def build_generation_config(cfg: DictConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> GenerationConfig:
+def build_generation_config(
+    cfg: DictConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> GenerationConfig:
     """Greedy decoding from `eval`, or temperature sampling with TRL's training defaults (no top-k/top-p cut)."""
     sampling = {"temperature": cfg.temperature, "top_k": 0, "top_p": 1.0} if cfg.do_sample else {}
     return GenerationConfig(

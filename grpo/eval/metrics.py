@@ -26,11 +26,12 @@ def score(rows: Dataset, completions: Sequence[Completion], rewards: Rewards) ->
     Reward functions get what GRPOTrainer gives them: `prompts`, `completions` (assistant messages, since prompts
     are chats), `completion_ids` and every dataset column other than `prompt` (`answer`, ...).
     """
-    columns = {name: rows[name] for name in rows.column_names if name != "prompt"}
+    # Plain lists, as TRL passes them: datasets 5 returns a lazy Column, which rewards would take for one scalar.
+    columns = {name: list(rows[name]) for name in rows.column_names if name != "prompt"}
     messages = [[{"role": "assistant", "content": completion.text}] for completion in completions]
     token_ids = [completion.token_ids for completion in completions]
     values = {
-        name: function(prompts=rows["prompt"], completions=messages, completion_ids=token_ids, **columns)
+        name: function(prompts=list(rows["prompt"]), completions=messages, completion_ids=token_ids, **columns)
         for name, (function, _) in rewards.items()
     }
     scored = []
@@ -50,7 +51,7 @@ def score(rows: Dataset, completions: Sequence[Completion], rewards: Rewards) ->
 def problem_records(rows: Dataset, base: list[dict], trained: list[dict]) -> list[dict]:
     """One record per problem: the question, the gold answer, both models' scored completions and the outcome."""
     records = []
-    for index, (prompt, answer) in enumerate(zip(rows["prompt"], rows["answer"])):
+    for index, (prompt, answer) in enumerate(zip(list(rows["prompt"]), list(rows["answer"]))):
         outcome = OUTCOMES[(base[index]["correct"], trained[index]["correct"])]
         records.append({
             "index": index,

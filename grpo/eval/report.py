@@ -149,7 +149,8 @@ decoding: {_text(setup['decoding'])}</p>
 
 
 def _problem_row(record: dict) -> str:
-    problem = f"<b>#{record['index']}</b> {_text(record['question'])}<br><span class='score'>gold: {_text(record['answer'])}</span>"
+    gold = f"<span class='score'>gold: {_text(record['answer'])}</span>"
+    problem = f"<b>#{record['index']}</b> {_text(record['question'])}<br>{gold}"
     cells = [problem]
     for model in MODELS:
         result = record[model]

@@ -61,9 +61,10 @@ def load_training_config(weights: Path) -> DictConfig | None:
 def match_training(cfg: DictConfig, training: DictConfig | None, overrides: Sequence[str]) -> DictConfig:
     """A copy of `cfg` whose `model`, `dataset` and `reward` groups are training's, except where `overrides` speak.
 
-    A group picked on the command line (`dataset=gsm8k`) keeps its preset; a key set there (`dataset.size=100`,
-    `~reward.format`, `+reward.x=...`) is applied on top of training's group; `dataset.split` and `dataset.limit`
-    always keep the evaluation's values.
+    Keys set on the command line (`dataset.prompt.examples=[]`, `~reward.format`, `+reward.x=...`) apply on top of
+    training's group. A preset named there (`dataset=gsm8k`) replaces training's group only when it is another model,
+    task or reward set than training's: naming training's own preset keeps training's exact values, which may differ
+    from the preset's current YAML. `dataset.split` and `dataset.limit` always keep the evaluation's values.
     """
     if training is None:
         return cfg
@@ -73,13 +74,24 @@ def match_training(cfg: DictConfig, training: DictConfig | None, overrides: Sequ
     matched = copy.deepcopy(cfg)
     with open_dict(matched):
         for group in GROUPS:
-            if group in picked or group not in training:
+            if group not in training:
                 continue
+            if group in picked and identity(group, cfg[group]) != identity(group, training[group]):
+                continue  # another model, task or reward set than training's: the named preset
             section = OmegaConf.create(OmegaConf.to_container(training[group]))
             for key in (key for key in keys if key.split(".", 1)[0] == group):
                 _copy_key(cfg, section, key)
             matched[group] = section
     return matched
+
+
+def identity(group: str, section: DictConfig) -> object:
+    """What makes two configs of a group the same preset: the model id, the dataset loader, the reward names."""
+    if group == "model":
+        return section.id
+    if group == "dataset":
+        return section._target_
+    return sorted(name for name, entry in section.items() if entry is not None)
 
 
 def _copy_key(source: DictConfig, section: DictConfig, key: str) -> None:
