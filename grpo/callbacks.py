@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 from transformers import TrainerCallback
 
+from grpo.rewards.text import completion_text, prompt_text
+
 log = logging.getLogger(__name__)
 
 
@@ -64,21 +66,16 @@ def completions_markdown(table: pd.DataFrame, rows: int) -> str:
     for _, row in table.head(rows).iterrows():
         scores = ", ".join(f"{c}={row[c]:.3g}" for c in reward_columns if isinstance(row[c], (int, float)))
         blocks.append(
-            f"**question:** {_text(row['prompt'], last_user=True)}\n\n"
-            f"**completion:**\n\n```\n{_text(row['completion'])}\n```\n\n"
+            f"**question:** {prompt_text(_messages(row['prompt']))}\n\n"
+            f"**completion:**\n\n```\n{completion_text(_messages(row['completion']))}\n```\n\n"
             f"{scores}, advantage={row['advantage']:.3g}"
         )
     return "\n\n---\n\n".join(blocks)
 
 
-def _text(value, last_user: bool = False) -> str:
-    """Plain text of a prompt or completion, which TRL stores as a string or a list of chat messages."""
-    if isinstance(value, str):
-        return value
-    messages = list(value)
-    if last_user:
-        messages = [m for m in messages if m.get("role") == "user"][-1:]
-    return "\n".join(str(m.get("content", "")) for m in messages)
+def _messages(value):
+    """Parquet hands chat messages back as a numpy array; the text helpers take a string or a list."""
+    return value if isinstance(value, str) else list(value)
 
 
 class StopOnSignal(TrainerCallback):
