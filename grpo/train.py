@@ -27,7 +27,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
-from trl import GRPOTrainer
 
 from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
@@ -40,6 +39,7 @@ from grpo.reward_setup import build_rewards, check_reward_columns
 from grpo.run_record import refuse_secrets, write_run_record
 from grpo.sweep.jobs import check_sweep
 from grpo.sweep.objective import check_objective, final_metric
+from grpo.trainer import GRPOTrainer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def train(cfg: DictConfig):
         eval_dataset=eval_dataset,
         peft_config=lora,
         callbacks=callbacks,
+        merge_lora_for_generation=cfg.model.merge_lora_for_generation,
     )
     if resume_from:
         log.info("resuming from %s", resume_from)

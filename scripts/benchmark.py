@@ -2,21 +2,28 @@
 
 Both train the embedded SmolLM2-135M-Instruct (or `--model`, a local folder) with LoRA on the same arithmetic
 prompts, one group of `--completions` completions per step, each completion exactly `--length` tokens
-(`min_new_tokens`), so every step of every run does the same work. Each run is a fresh process, timed from the
-wall clock of its TensorBoard scalars: the median step after step 1 (with `steps_per_generation` > 1, the median
-generation cycle divided by its steps), so start-up (imports, model loading), step 1's warm-up and the odd step
-slowed by another process are not counted, while everything a step does (generation, rewards, loss, optimizer,
-logging, callbacks) is. The two runs' final trl.GRPOConfig and LoRA configs are compared field by field; any field
-that differs is listed in `settings_differ` (empty: identical settings).
+(`min_new_tokens`), so every step of every run does the same work. Three runs:
+- `grpo`: grpo.train as configured (the presets' defaults);
+- `plain_trl`: the plain script;
+- `grpo_as_plain_trl`: grpo.train with what it adds to TRL switched off (sampling from the merged LoRA adapter).
+`overhead` = grpo_as_plain_trl / plain_trl is what grpo.train costs at identical settings (the two runs' final
+trl.GRPOConfig and LoRA configs are compared field by field; fields that differ are listed in `settings_differ`,
+empty when none do), and `grpo_over_plain_trl` what its defaults gain.
+
+Each run is a fresh process, timed from the wall clock of its TensorBoard scalars: the median step after step 1
+(with `steps_per_generation` > 1, the median generation cycle divided by its steps), so start-up (imports, model
+loading), step 1's warm-up and the odd step slowed by another process are not counted, while everything a step does
+(generation, rewards, loss, optimizer, logging, callbacks) is.
 
 `--variant NAME=OVERRIDES` adds a grpo.train run with more overrides; `NAME_over_grpo` is its seconds per step
-divided by the default's (2.0: the default is twice as fast). Prints one JSON line on stdout: seconds per step,
+divided by the default's (2.0: the default is twice as fast), `NAME_over_plain_trl` divided by plain TRL's.
+`--reference` adds the variant `reference`: the reference script's setup (fp32 weights and arithmetic, gradient
+checkpointing, sampling from the unmerged adapter as TRL does). Prints one JSON line on stdout: seconds per step,
 completion tokens per second and peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
 
-    python scripts/benchmark.py                       # grpo.train vs plain TRL, 7 steps each (2 CPU cores: ~4 min)
-    python scripts/benchmark.py --variant 'reference=trainer.bf16=false model.gradient_checkpointing=true'
+    python scripts/benchmark.py                       # grpo.train vs plain TRL, 7 steps each (2 CPU cores: ~5 min)
+    python scripts/benchmark.py --reference --repeats 2   # runs in A B C D D C B A order; each run's median
     python scripts/benchmark.py --no-plain --variant 'spg2=trainer.steps_per_generation=2'
-    python scripts/benchmark.py --repeats 2           # runs in A B B A order; reports each run's median
 
 Run it with nothing else on the machine: processes sharing cores time each other, not themselves.
 """
@@ -35,6 +42,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN_SCRIPT = ROOT / "scripts" / "plain_trl_grpo.py"
+# The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
+REFERENCE = [
+    "model.dtype=float32",
+    "trainer.bf16=false",
+    "model.gradient_checkpointing=true",
+    "model.merge_lora_for_generation=false",
+]
+# What grpo.train does beyond plain TRL, switched off to compare at identical settings.
+AS_PLAIN_TRL = ["model.merge_lora_for_generation=false"]
 # Settings that name where a run writes, not how it trains (and the LoRA config's record of it).
 PATH_FIELDS = {"output_dir", "logging_dir", "run_name", "base_model_name_or_path"}
 
@@ -71,13 +87,15 @@ def main() -> None:
     runs = {"grpo": grpo_command(model, args, [])}
     if not args.no_plain:
         runs["plain_trl"] = plain_command(model, rows, preset.model.dtype, args)
-    for name, overrides in args.variant:
+        runs["grpo_as_plain_trl"] = grpo_command(model, args, AS_PLAIN_TRL)
+    variants = [("reference", REFERENCE)] if args.reference else []
+    for name, overrides in variants + args.variant:
         runs[name] = grpo_command(model, args, overrides)
 
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     results: dict[str, dict] = {}
     for repeat in range(args.repeats):
-        order = list(runs) if repeat % 2 == 0 else list(reversed(runs))  # A B B A: drift hits both alike
+        order = list(runs) if repeat % 2 == 0 else list(reversed(runs))  # A B B A: drift hits all alike
         for name in order:
             out = work / f"{name}-{repeat}"
             results[name] = run(name, runs[name](out), out)
@@ -95,6 +113,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--length", type=int, default=48, help="tokens per completion (fixed)")
     parser.add_argument("--model", default=None, help="local model folder (default: the embedded SmolLM2-135M)")
     parser.add_argument("--variant", action="append", default=[], type=variant, metavar="NAME=OVERRIDES")
+    parser.add_argument("--reference", action="store_true", help="add the reference-style run (see above)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain TRL run")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--work-dir", default=None, help="where runs write (default: a new temporary folder)")
@@ -230,7 +249,7 @@ def settings_differ(results: dict[str, dict]) -> list[str]:
         return []
     differ = []
     for part in ("config", "lora"):
-        ours, plain = results["grpo"][part], results["plain_trl"][part]
+        ours, plain = results["grpo_as_plain_trl"][part], results["plain_trl"][part]
         differ += [
             f"{key}: grpo={ours.get(key)!r} plain_trl={plain.get(key)!r}"
             for key in sorted(set(ours) | set(plain))
@@ -265,9 +284,13 @@ def summary(args: argparse.Namespace, model: str, results: dict[str, dict], work
     }
     default = results["grpo"]["s_per_step"]
     if "plain_trl" in results:
-        line["grpo_over_plain_trl"] = round(default / results["plain_trl"]["s_per_step"], 3)
-    for name in [name for name in results if name not in ("grpo", "plain_trl")]:
+        plain = results["plain_trl"]["s_per_step"]
+        line["overhead"] = round(results["grpo_as_plain_trl"]["s_per_step"] / plain, 3)
+        line["grpo_over_plain_trl"] = round(default / plain, 3)
+    for name in [name for name in results if name not in ("grpo", "plain_trl", "grpo_as_plain_trl")]:
         line[f"{name}_over_grpo"] = round(results[name]["s_per_step"] / default, 3)
+        if "plain_trl" in results:
+            line[f"{name}_over_plain_trl"] = round(results[name]["s_per_step"] / results["plain_trl"]["s_per_step"], 3)
     line["settings_differ"] = settings_differ(results)
     line["work_dir"] = str(work)
     return line

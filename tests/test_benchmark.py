@@ -15,18 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_prints_one_json_line_with_identical_settings(tiny_checkpoint, tmp_path):
     command = [
         sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--model", str(tiny_checkpoint), "--steps", "2",
-        "--completions", "2", "--length", "4", "--work-dir", str(tmp_path),
+        "--completions", "2", "--length", "4", "--work-dir", str(tmp_path), "--reference",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-5000:]
     line = json.loads(done.stdout.strip().splitlines()[-1])
 
-    for name in ("grpo", "plain_trl"):
+    for name in ("grpo", "plain_trl", "grpo_as_plain_trl", "reference"):
         run = line["runs"][name]
         assert run["s_per_step"] > 0 and run["peak_rss_mb"] > 0
         assert run["completion_tok_per_s"] > 0
-    assert line["grpo_over_plain_trl"] > 0
+    assert line["grpo_over_plain_trl"] > 0 and line["overhead"] > 0 and line["reference_over_grpo"] > 0
     # If a preset changes (learning rate, beta, LoRA rank, ...), scripts/plain_trl_grpo.py must follow it, or the
     # benchmark would compare different trainings.
     assert line["settings_differ"] == []
