@@ -86,7 +86,8 @@ def train(cfg: DictConfig):
         eval_dataset=eval_dataset,
         peft_config=lora,
         callbacks=callbacks,
-        merge_lora_for_generation=cfg.model.merge_lora_for_generation,
+        merge_lora_for_generation=cfg.speedups.merge_lora_for_generation,
+        score_completions_only=cfg.speedups.score_completions_only,
     )
     if resume_from:
         log.info("resuming from %s", resume_from)

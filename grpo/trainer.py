@@ -1,12 +1,19 @@
-"""TRL's GRPOTrainer, sampling from the LoRA adapter merged into the base weights.
+"""TRL's GRPOTrainer with two speed-ups that leave the training unchanged (the `speedups` config section).
 
-An unmerged LoRA linear layer runs three matrix products (base, A, B) and PEFT's Python around them, for each of the
-~200 adapted layers, at every generated token. GRPO spends most of a CPU step generating, so for the length of
-`generate` we add the adapter's delta into the base weights (one product per layer, once per step) and afterwards
-copy the saved base weights back, bit for bit: PEFT's own `unmerge_adapter` subtracts the delta again, which in
-bf16 leaves rounding residue in the frozen weights that would grow step after step. The sampling policy is the same
-(up to rounding); the log-probabilities of the loss and of the KL reference still come from the unmerged model.
-Measured with scripts/benchmark.py (README, Performance). TRL's vLLM path merges by itself when it syncs weights.
+Sampling from the merged adapter. An unmerged LoRA linear layer runs three matrix products (base, A, B) and PEFT's
+Python around them, for each of the ~200 adapted layers, at every generated token. For the length of `generate` we
+add the adapter's delta into the base weights (one product per layer, once per step), and afterwards copy the saved
+base weights back, bit for bit: PEFT's own `unmerge_adapter` subtracts the delta again, which in bf16 leaves rounding
+residue in the frozen weights that would grow step after step. The sampling policy is the same (up to rounding); the
+log-probabilities of the loss and of the KL reference still come from the unmerged model. TRL's vLLM path merges by
+itself when it syncs weights.
+
+Scoring completion positions only. TRL's fused LM head computes log-probabilities at the completion positions only
+where it runs its Triton kernels (CUDA, XPU); on other devices it computes every position of prompt + completion and
+discards the prompt's, so that compilers (Neuron, XLA) see fixed shapes. On CPU nothing is compiled and the prompt
+positions are pure waste (here ~2/3 of the rows): we let CPU take TRL's completion-only path too.
+
+Both measured with scripts/benchmark.py (README, Performance).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from contextlib import contextmanager
 
 import torch
 import trl
+import trl.trainer.utils as trl_utils
 from peft import PeftModel
 from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -23,20 +31,35 @@ log = logging.getLogger(__name__)
 
 
 class GRPOTrainer(trl.GRPOTrainer):
-    """`trl.GRPOTrainer` plus `merge_lora_for_generation` (see the module docstring); everything else is TRL's."""
+    """`trl.GRPOTrainer` plus the speed-ups above, each on unless switched off or not applicable."""
 
-    def __init__(self, *args, merge_lora_for_generation: bool = True, **kwargs):
+    def __init__(self, *args, merge_lora_for_generation: bool = True, score_completions_only: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        reason = why_not_merge(self) if merge_lora_for_generation else "model.merge_lora_for_generation=false"
-        self.merge_lora_for_generation = reason is None
-        if merge_lora_for_generation and reason:
-            log.info("sampling from the unmerged LoRA adapter: %s", reason)
+        self.merge_lora_for_generation = merge_lora_for_generation and applies(
+            "merge_lora_for_generation", why_not_merge(self)
+        )
+        self.score_completions_only = score_completions_only and applies(
+            "score_completions_only", why_not_score_completions_only()
+        )
 
     def _generate_single_turn(self, *args, **kwargs):
         if not self.merge_lora_for_generation:
             return super()._generate_single_turn(*args, **kwargs)
         with merged_lora(self.accelerator.unwrap_model(self.model)):
             return super()._generate_single_turn(*args, **kwargs)
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        if not self.score_completions_only:
+            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        with completion_positions_on_cpu():
+            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+
+
+def applies(speedup: str, reason: str | None) -> bool:
+    """True when there is no reason against the speed-up; the reason is logged otherwise."""
+    if reason:
+        log.info("speedups.%s does not apply: %s", speedup, reason)
+    return reason is None
 
 
 def why_not_merge(trainer: trl.GRPOTrainer) -> str | None:
@@ -54,6 +77,13 @@ def why_not_merge(trainer: trl.GRPOTrainer) -> str | None:
         return "DeepSpeed/FSDP shard the weights, they are gathered only inside TRL's generation context"
     if not all(weight.is_floating_point() for weight, _ in base_weights(model)):
         return "quantised base weights (merging into them is lossy)"
+    return None
+
+
+def why_not_score_completions_only() -> str | None:
+    # TRL decides per call with trl.trainer.utils._use_triton(device); a TRL without it has changed that code.
+    if not callable(getattr(trl_utils, "_use_triton", None)):
+        return f"trl {trl.__version__} has no trl.trainer.utils._use_triton"
     return None
 
 
@@ -81,3 +111,15 @@ def merged_lora(model: PeftModel):
                 tensor.copy_(original)
         for layer in {id(layer): layer for _, layer in base_weights(model)}.values():
             layer.merged_adapters = []
+
+
+@contextmanager
+def completion_positions_on_cpu():
+    """Inside: TRL's fused LM head scores completion positions only on CPU too (its choice of kernels is unchanged:
+    that reads the kernel module's own `_use_triton`)."""
+    original = trl_utils._use_triton
+    trl_utils._use_triton = lambda device: device.type == "cpu" or original(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original

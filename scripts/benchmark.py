@@ -5,7 +5,7 @@ prompts, one group of `--completions` completions per step, each completion exac
 (`min_new_tokens`), so every step of every run does the same work. Three runs:
 - `grpo`: grpo.train as configured (the presets' defaults);
 - `plain_trl`: the plain script;
-- `grpo_as_plain_trl`: grpo.train with what it adds to TRL switched off (sampling from the merged LoRA adapter).
+- `grpo_as_plain_trl`: grpo.train with its `speedups` switched off, so it trains exactly as the plain script.
 `overhead` = grpo_as_plain_trl / plain_trl is what grpo.train costs at identical settings (the two runs' final
 trl.GRPOConfig and LoRA configs are compared field by field; fields that differ are listed in `settings_differ`,
 empty when none do), and `grpo_over_plain_trl` what its defaults gain.
@@ -18,7 +18,7 @@ loading), step 1's warm-up and the odd step slowed by another process are not co
 `--variant NAME=OVERRIDES` adds a grpo.train run with more overrides; `NAME_over_grpo` is its seconds per step
 divided by the default's (2.0: the default is twice as fast), `NAME_over_plain_trl` divided by plain TRL's.
 `--reference` adds the variant `reference`: the reference script's setup (fp32 weights and arithmetic, gradient
-checkpointing, sampling from the unmerged adapter as TRL does). Prints one JSON line on stdout: seconds per step,
+checkpointing, no `speedups`). Prints one JSON line on stdout: seconds per step,
 completion tokens per second and peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
 
     python scripts/benchmark.py                       # grpo.train vs plain TRL, 7 steps each (2 CPU cores: ~5 min)
@@ -42,15 +42,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN_SCRIPT = ROOT / "scripts" / "plain_trl_grpo.py"
-# The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
-REFERENCE = [
-    "model.dtype=float32",
-    "trainer.bf16=false",
-    "model.gradient_checkpointing=true",
-    "model.merge_lora_for_generation=false",
-]
 # What grpo.train does beyond plain TRL, switched off to compare at identical settings.
-AS_PLAIN_TRL = ["model.merge_lora_for_generation=false"]
+AS_PLAIN_TRL = ["speedups.merge_lora_for_generation=false", "speedups.score_completions_only=false"]
+# The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
+REFERENCE = ["model.dtype=float32", "trainer.bf16=false", "model.gradient_checkpointing=true", *AS_PLAIN_TRL]
 # Settings that name where a run writes, not how it trains (and the LoRA config's record of it).
 PATH_FIELDS = {"output_dir", "logging_dir", "run_name", "base_model_name_or_path"}
 

@@ -1,16 +1,19 @@
-"""Sampling from the LoRA adapter merged into the base weights (grpo.trainer): same outputs, base weights untouched."""
+"""grpo.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched) and
+completion-only scoring (same log-probabilities and gradients)."""
 
 from contextlib import contextmanager
 
 import pytest
 import torch
+from datasets import Dataset
 from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import GRPOConfig
 
 from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 import grpo.trainer
 from grpo.train import train
-from grpo.trainer import base_weights, merged_lora
+from grpo.trainer import GRPOTrainer, base_weights, merged_lora
 
 
 def lora_model(checkpoint, dtype=torch.float32):
@@ -88,7 +91,54 @@ def test_training_samples_merged_only_where_it_applies(tiny_checkpoint, tmp_path
     assert lora.merge_lora_for_generation and len(entered) == 1  # one generation per step
 
     off = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "off", steps=1), DIGIT_REWARD,
-                         "model.merge_lora_for_generation=false")  # fmt: skip
+                         "speedups.merge_lora_for_generation=false")  # fmt: skip
     full = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "full", steps=1), DIGIT_REWARD, "model.lora=null")
     assert not train(off).merge_lora_for_generation and not train(full).merge_lora_for_generation
     assert len(entered) == 1
+
+
+def tiny_trainer(checkpoint, output_dir) -> GRPOTrainer:
+    from conftest import digit_share_reward
+
+    args = GRPOConfig(output_dir=str(output_dir), per_device_train_batch_size=2, num_generations=2,
+                      max_completion_length=4, report_to=[], use_cpu=True, bf16=False)  # fmt: skip
+    return GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(checkpoint),
+        processing_class=AutoTokenizer.from_pretrained(checkpoint),
+        reward_funcs=[digit_share_reward],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": ["1+1=", "2+2="]}),
+        peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+
+
+def test_scoring_completions_only_gives_the_same_log_probs_and_gradients(tiny_checkpoint, tmp_path, monkeypatch):
+    import trl.trainer.utils as trl_utils
+
+    rows_scored = []  # rows TRL's fused LM head computes log-probabilities for
+    lm_head = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply",
+                        staticmethod(lambda hidden, *rest: rows_scored.append(len(hidden)) or lm_head(hidden, *rest)))
+    trainer = tiny_trainer(tiny_checkpoint, tmp_path)
+    assert trainer.score_completions_only
+    torch.manual_seed(0)
+    input_ids = torch.randint(3, 60, (2, 14))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :3] = 0  # left-padded prompt
+    attention_mask[1, -2:] = 0  # completion ended early (after EOS)
+    completion = attention_mask[:, -6:].bool()
+
+    def log_probs_and_grads(completions_only: bool):
+        trainer.model.zero_grad()
+        trainer.score_completions_only = completions_only
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, input_ids, attention_mask, 6)
+        logps[completion].sum().backward()
+        grads = {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
+        return logps.detach(), grads
+
+    all_positions, all_grads = log_probs_and_grads(False)
+    only, only_grads = log_probs_and_grads(True)
+    torch.testing.assert_close(only[completion], all_positions[completion])
+    assert rows_scored == [2 * 13, int(completion.sum())]  # every position of prompt + completion, or completions
+    for name, grad in all_grads.items():
+        torch.testing.assert_close(only_grads[name], grad)
