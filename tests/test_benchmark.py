@@ -31,3 +31,12 @@ def test_benchmark_prints_one_json_line_with_identical_settings(tiny_checkpoint,
     # benchmark would compare different trainings.
     assert line["settings_differ"] == []
 
+
+
+def test_generation_benchmark_times_merged_and_unmerged_sampling(tmp_path):
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_generation.py"), "--completions", "2", "--length", "4",
+               "--calls", "1"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-5000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["unmerged_s"] > 0 and line["merged_s"] > 0 and line["unmerged_over_merged"] > 0
