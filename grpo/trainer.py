@@ -81,7 +81,10 @@ def why_not_merge(trainer: trl.GRPOTrainer) -> str | None:
 
 
 def why_not_score_completions_only() -> str | None:
-    # TRL decides per call with trl.trainer.utils._use_triton(device); a TRL without it has changed that code.
+    """Why completion-only scoring does not apply with the installed TRL (None: it does)."""
+    if not hasattr(trl.GRPOTrainer, "_get_per_token_logps_and_entropies"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._get_per_token_logps_and_entropies"
+    # TRL's fused LM head asks trl.trainer.utils._use_triton(device) per call; without it, that code has changed.
     if not callable(getattr(trl_utils, "_use_triton", None)):
         return f"trl {trl.__version__} has no trl.trainer.utils._use_triton"
     return None
@@ -102,8 +105,8 @@ def base_weights(model: torch.nn.Module) -> list[tuple[torch.Tensor, BaseTunerLa
 def merged_lora(model: PeftModel):
     """Inside: the active adapters are merged into the base weights. After (even on error): the exact base weights."""
     saved = [(tensor, tensor.detach().clone()) for tensor, _ in base_weights(model)]
-    model.merge_adapter()
     try:
+        model.merge_adapter()
         yield model
     finally:
         with torch.no_grad():
