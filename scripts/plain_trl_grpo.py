@@ -67,6 +67,7 @@ def main() -> None:
         log_completions=True,
         num_completions_to_print=2,
         save_strategy="no",
+        ddp_find_unused_parameters=False,
     )
     lora = LoraConfig(
         r=16,
