@@ -18,8 +18,8 @@ loading), step 1's warm-up and the odd step slowed by another process are not co
 `--variant NAME=OVERRIDES` adds a grpo.train run with more overrides; `NAME_over_grpo` is its seconds per step
 divided by the default's (2.0: the default is twice as fast), `NAME_over_plain_trl` divided by plain TRL's.
 `--reference` adds the variant `reference`: the reference script's setup (fp32 weights and arithmetic, gradient
-checkpointing, no `speedups`). Prints one JSON line on stdout: seconds per step,
-completion tokens per second and peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
+checkpointing, no `speedups`). Prints one JSON line on stdout: seconds per step, completion tokens per second and
+peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
 
     python scripts/benchmark.py                       # grpo.train vs plain TRL, 7 steps each (2 CPU cores: ~5 min)
     python scripts/benchmark.py --reference --repeats 2   # runs in A B C D D C B A order; each run's median

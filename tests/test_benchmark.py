@@ -32,7 +32,6 @@ def test_benchmark_prints_one_json_line_with_identical_settings(tiny_checkpoint,
     assert line["settings_differ"] == []
 
 
-
 def test_generation_benchmark_times_merged_and_unmerged_sampling(tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "benchmark_generation.py"), "--completions", "2", "--length", "4",
                "--calls", "1"]  # fmt: skip
