@@ -45,14 +45,20 @@ def find_checkpoint(resume: str | None, run_dir: Path) -> str | None:
     return latest
 
 
-def latest_checkpoint(run_dir: Path) -> str | None:
-    """The complete checkpoint-N folder with the highest N, if any."""
-    complete = [
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run dir's checkpoint-N folders, complete or not, in order of N."""
+    numbered = [
         (int(match.group(1)), path)
         for path in Path(run_dir).glob("checkpoint-*")
-        if (match := CHECKPOINT.match(path.name)) and (path / COMPLETE_MARKER).is_file()
+        if (match := CHECKPOINT.match(path.name))
     ]
-    return str(max(complete)[1]) if complete else None
+    return [path for _, path in sorted(numbered)]
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    """The complete checkpoint-N folder with the highest N, if any."""
+    complete = [path for path in checkpoints(run_dir) if (path / COMPLETE_MARKER).is_file()]
+    return str(complete[-1]) if complete else None
 
 
 def register_run_dir_resolver() -> None:

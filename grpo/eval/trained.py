@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from grpo.errors import ConfigError
+from grpo.resume import checkpoints
 
 ADAPTER_FILE = "adapter_config.json"
 MODEL_FILE = "config.json"
@@ -35,11 +36,8 @@ def find_weights(run: str) -> Path:
         path = path / "final"
     if (path / ADAPTER_FILE).is_file() or (path / MODEL_FILE).is_file():
         return path
-    checkpoints = sorted(
-        (folder for folder in path.glob("checkpoint-*") if folder.name.partition("-")[2].isdigit()),
-        key=lambda folder: int(folder.name.partition("-")[2]),
-    )
-    hint = f" Its latest checkpoint: eval.run={checkpoints[-1]}" if checkpoints else ""
+    found = checkpoints(path)
+    hint = f" Its latest checkpoint: eval.run={found[-1]}" if found else ""
     raise ConfigError(
         f"eval.run={run}: holds no final/ folder, {ADAPTER_FILE} or {MODEL_FILE} (is training still running?).{hint}"
     )

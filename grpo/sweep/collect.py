@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from grpo.resume import latest_checkpoint
 from grpo.sweep.jobs import BASIC_SWEEPER, grid_jobs, swept_keys
 
 FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
@@ -105,10 +106,10 @@ def read_history(run_dir: Path) -> pd.DataFrame:
                 column.update({event.step: event.value for event in accumulator.Scalars(tag)})
     if columns:
         return pd.DataFrame(columns).sort_index().rename_axis("step")
-    states = sorted(run_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
-    if not states:
+    checkpoint = latest_checkpoint(run_dir)  # the newest one with a trainer_state.json
+    if checkpoint is None:
         return pd.DataFrame()
-    log_history = json.loads(states[-1].read_text())["log_history"]
+    log_history = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["log_history"]
     return pd.DataFrame(log_history).groupby("step").last().sort_index()
 
 
