@@ -51,10 +51,8 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     from transformers import set_seed
 
     from grpo.data import build_dataset
-    from grpo.eval.generate import build_generation_config
-    from grpo.eval.metrics import compare, problem_records, score
-    from grpo.eval.report import summary_markdown, write_report
-    from grpo.model import resolve_checkpoint
+    from grpo.eval.compare import compare_models
+    from grpo.model import load_model, resolve_checkpoint
     from grpo.reward_setup import build_rewards
 
     out_dir = Path(cfg.eval.output_dir)
@@ -69,14 +67,10 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     checkpoint = resolve_checkpoint(cfg.model)
 
     model, tokenizer = load_base_and_adapter(cfg.model, checkpoint, weights)
-    generation = build_generation_config(cfg.eval, model, tokenizer)
-    base, trained = complete_both(cfg, model, tokenizer, weights, list(dataset["prompt"]), generation)
-    records = problem_records(dataset, score(dataset, base, rewards), score(dataset, trained, rewards))
-    comparison = {"setup": describe(cfg, checkpoint, weights, rewards), **compare(records)}
-    files = write_report(out_dir, comparison, records, cfg.eval.examples)
-    log.info("\n%s", summary_markdown(comparison))
-    log.info("report: %s", ", ".join(str(path) for path in files))
-    return comparison
+    # A full fine-tune (model.lora=null) is a whole model of its own, next to the base.
+    trained_model = None if is_adapter(weights) else load_model(cfg.model, str(weights))[0]
+    setup = describe(cfg, checkpoint, weights, rewards)
+    return compare_models(cfg.eval, model, tokenizer, dataset, rewards, out_dir, setup, trained_model)
 
 
 def check_eval(cfg: DictConfig) -> None:
@@ -115,25 +109,8 @@ def load_base_and_adapter(cfg: DictConfig, checkpoint: str, weights: Path):
     return model.eval(), tokenizer
 
 
-def complete_both(cfg: DictConfig, model, tokenizer, weights: Path, prompts: list, generation) -> tuple[list, list]:
-    """Completions of the base model and of the trained one, for every prompt."""
-    from grpo.eval.generate import generate
-    from grpo.model import load_model
-
-    def complete(policy, desc: str) -> list:
-        return generate(policy, tokenizer, prompts, generation, cfg.eval.batch_size, desc)
-
-    if is_adapter(weights):
-        with model.disable_adapter():  # the base model: the same weights with the adapter switched off
-            base = complete(model, "base")
-        return base, complete(model, "trained")
-    base = complete(model, "base")
-    trained_model, _ = load_model(cfg.model, str(weights))  # a full fine-tune (model.lora=null) is a whole model
-    return base, complete(trained_model.eval(), "trained")
-
-
-def describe(cfg: DictConfig, checkpoint: str, weights: Path, rewards: dict) -> dict:
-    """What was compared, for comparison.json and the headers of the report."""
+def describe(cfg: DictConfig, checkpoint: str, weights: Path | str, rewards: dict) -> dict:
+    """What was compared, for comparison.json and the headers of the report (`cfg`: model, dataset, eval)."""
     decoding = f"sampling at temperature {cfg.eval.temperature}" if cfg.eval.do_sample else "greedy"
     return {
         "model": cfg.model.id,
@@ -141,7 +118,7 @@ def describe(cfg: DictConfig, checkpoint: str, weights: Path, rewards: dict) -> 
         "trained": str(weights),
         "dataset": dataset_name(cfg.dataset),
         "split": cfg.dataset.split,
-        "limit": cfg.eval.limit,
+        "limit": cfg.dataset.limit,
         "decoding": f"{decoding}, at most {cfg.eval.max_new_tokens} new tokens",
         "reward_weights": {name: weight for name, (_, weight) in rewards.items()},
     }

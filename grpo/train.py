@@ -32,6 +32,8 @@ from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
 from grpo.data import build_dataset
 from grpo.errors import ConfigError
+from grpo.eval.compare import compare_models
+from grpo.evaluate import check_rewards, describe
 from grpo.launch import check_shared_run_dir, is_rank_zero
 from grpo.model import build_lora, load_model, resolve_checkpoint
 from grpo.resume import find_checkpoint, register_run_dir_resolver
@@ -62,6 +64,7 @@ def train(cfg: DictConfig):
     lora = build_lora(cfg.model.lora)
     dataset = build_dataset(cfg.dataset)
     eval_dataset = build_dataset(eval_split(cfg.dataset, cfg.eval)) if cfg.eval.every_n_steps else None
+    held_out = held_out_for_final_eval(cfg, rewards, eval_dataset)
     check_reward_columns(rewards, set(dataset.column_names))
     log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
@@ -98,7 +101,41 @@ def train(cfg: DictConfig):
     save(trainer, run_dir, merged=cfg.save_merged_model)
     if stopper.received:
         log.warning("stopped by %s at step %d; continue with resume=%s", stopper.received, trainer.state.global_step, run_dir)
+    elif held_out is not None and trainer.accelerator.is_main_process:
+        evaluate_after_training(cfg, trainer, held_out, rewards, checkpoint, run_dir)
     return trainer
+
+
+def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, checkpoint: str, run_dir: Path) -> dict:
+    """Base vs trained, greedy, on the held-out problems: the report goes to `<run>/eval/`, the table to the log."""
+    settings = OmegaConf.create({
+        "batch_size": cfg.eval.batch_size,
+        "max_new_tokens": cfg.dataset.max_completion_length,  # the completion budget training had
+        "do_sample": False,
+        "temperature": 1.0,
+        "examples": 10,  # problems per section of examples.html
+    })
+    setup = describe(
+        OmegaConf.create({"model": cfg.model, "dataset": eval_split(cfg.dataset, cfg.eval), "eval": settings}),
+        checkpoint, run_dir / "final", rewards,
+    )
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    full_fine_tune = None if cfg.model.lora is not None else model
+    base = load_model(cfg.model, checkpoint)[0] if full_fine_tune is not None else model
+    return compare_models(
+        settings, base, trainer.processing_class, held_out, rewards, run_dir / "eval", setup, full_fine_tune
+    )
+
+
+def held_out_for_final_eval(cfg: DictConfig, rewards: dict, eval_dataset):
+    """The held-out rows `eval.after_training` compares base and trained on (None when off), checked now, before the
+    model loads: the split exists and the rewards that give accuracy and format rate are configured."""
+    if not cfg.eval.after_training:
+        return None
+    check_rewards(rewards)
+    if not isinstance(cfg.eval.batch_size, int) or cfg.eval.batch_size < 1:
+        raise ConfigError(f"eval.batch_size={cfg.eval.batch_size}: must be a positive integer.")
+    return eval_dataset if eval_dataset is not None else build_dataset(eval_split(cfg.dataset, cfg.eval))
 
 
 def eval_split(dataset: DictConfig, cfg: DictConfig) -> DictConfig:

@@ -66,15 +66,19 @@ def why_not_merge(trainer: trl.GRPOTrainer) -> str | None:
     """Why merging for generation does not apply to this trainer (None: it does)."""
     from accelerate.utils import DistributedType
 
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if not isinstance(model, PeftModel):
-        return "no LoRA adapter (full fine-tuning)"
     if not hasattr(trl.GRPOTrainer, "_generate_single_turn"):  # the method we wrap; TRL could rename it
         return f"trl {trl.__version__} has no GRPOTrainer._generate_single_turn"
     if trainer.args.use_vllm or getattr(trainer, "use_transformers_continuous_batching", False):
         return "generation by vLLM or continuous batching, which handle the weights themselves"
     if trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
         return "DeepSpeed/FSDP shard the weights, they are gathered only inside TRL's generation context"
+    return why_not_merge_model(trainer.accelerator.unwrap_model(trainer.model))
+
+
+def why_not_merge_model(model: torch.nn.Module) -> str | None:
+    """Why `merged_lora` does not apply to this model (None: it does); also used by the evaluation."""
+    if not isinstance(model, PeftModel):
+        return "no LoRA adapter (full fine-tuning)"
     if not all(weight.is_floating_point() for weight, _ in base_weights(model)):
         return "quantised base weights (merging into them is lossy)"
     return None

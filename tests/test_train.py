@@ -1,5 +1,6 @@
 """End-to-end GRPO runs: a tiny random model (seconds) and the embedded SmolLM2-135M (under a minute)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from transformers import AutoModelForCausalLM
 
 from conftest import DIGIT_REWARD, compose_config, tiny_overrides
+from grpo.errors import ConfigError
 from grpo.train import train
 
 
@@ -97,3 +99,31 @@ def test_held_out_evaluation_during_training(tiny_checkpoint, tmp_path):
     train(cfg)
     scalars, _ = scalars_and_texts(tmp_path)
     assert {"eval/rewards/accuracy/mean", "eval/rewards/format/mean", "eval/reward"} <= scalars
+
+
+def test_after_training_evaluation_compares_base_and_trained(tiny_checkpoint, tmp_path, caplog):
+    cfg = compose_config(
+        *tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD, "eval.after_training=true", "eval.examples=3"
+    )
+    with caplog.at_level("INFO", logger="grpo.eval.compare"):
+        trainer = train(cfg)
+
+    report = tmp_path / "eval"
+    for name in ("comparison.json", "problems.jsonl", "summary.md", "chart.png", "examples.html"):
+        assert (report / name).is_file(), name
+    comparison = json.loads((report / "comparison.json").read_text())
+    assert comparison["base"]["n"] == comparison["trained"]["n"] == 3
+    assert comparison["setup"]["split"] == "test" and comparison["setup"]["decoding"].startswith("greedy")
+    assert sum(comparison["outcomes"].values()) == 3
+    assert "| accuracy |" in caplog.text and "Training fixed" in caplog.text  # the table ends the log
+    # Evaluating from the merged adapter put the base weights back exactly, and left the adapter on.
+    base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).state_dict()
+    q_proj = "model.layers.0.self_attn.q_proj"
+    assert torch.equal(trainer.model.get_base_model().state_dict()[f"{q_proj}.base_layer.weight"], base[f"{q_proj}.weight"])
+
+
+def test_after_training_evaluation_is_checked_before_the_model_loads(tiny_checkpoint, tmp_path):
+    cfg = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path), "eval.after_training=true", "reward.format=null")
+    with pytest.raises(ConfigError, match="reward.format"):
+        train(cfg)
+    assert not (tmp_path / "final").exists()
