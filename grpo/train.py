@@ -33,7 +33,7 @@ from grpo.config import build_grpo_config, check_trainer_overrides, register_trl
 from grpo.data import build_dataset
 from grpo.errors import ConfigError
 from grpo.eval.compare import compare_models
-from grpo.evaluate import check_rewards, describe
+from grpo.evaluate import check_eval, check_rewards, describe
 from grpo.launch import check_shared_run_dir, is_rank_zero
 from grpo.model import build_lora, load_model, resolve_checkpoint
 from grpo.resume import find_checkpoint, register_run_dir_resolver
@@ -108,13 +108,7 @@ def train(cfg: DictConfig):
 
 def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, checkpoint: str, run_dir: Path) -> dict:
     """Base vs trained, greedy, on the held-out problems: the report goes to `<run>/eval/`, the table to the log."""
-    settings = OmegaConf.create({
-        "batch_size": cfg.eval.batch_size,
-        "max_new_tokens": cfg.dataset.max_completion_length,  # the completion budget training had
-        "do_sample": False,
-        "temperature": 1.0,
-        "examples": 10,  # problems per section of examples.html
-    })
+    settings = after_training_settings(cfg)
     setup = describe(
         OmegaConf.create({"model": cfg.model, "dataset": eval_split(cfg.dataset, cfg.eval), "eval": settings}),
         checkpoint, run_dir / "final", rewards,
@@ -133,9 +127,20 @@ def held_out_for_final_eval(cfg: DictConfig, rewards: dict, eval_dataset):
     if not cfg.eval.after_training:
         return None
     check_rewards(rewards)
-    if not isinstance(cfg.eval.batch_size, int) or cfg.eval.batch_size < 1:
-        raise ConfigError(f"eval.batch_size={cfg.eval.batch_size}: must be a positive integer.")
+    check_eval(after_training_settings(cfg))
     return eval_dataset if eval_dataset is not None else build_dataset(eval_split(cfg.dataset, cfg.eval))
+
+
+def after_training_settings(cfg: DictConfig) -> DictConfig:
+    """`eval.after_training`'s decoding, in the shape of `python -m grpo.evaluate`'s `eval` section."""
+    return OmegaConf.create({
+        "batch_size": cfg.eval.batch_size,
+        "max_new_tokens": cfg.dataset.max_completion_length,  # the completion budget training had
+        "do_sample": False,
+        "temperature": 1.0,
+        "limit": None,  # eval.examples already limits the held-out rows
+        "examples": 10,  # problems per section of examples.html
+    })
 
 
 def eval_split(dataset: DictConfig, cfg: DictConfig) -> DictConfig:
