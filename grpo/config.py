@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -40,17 +42,40 @@ def register_trl_defaults() -> None:
     ConfigStore.instance().store(group="trainer", name="trl_defaults", node=grpo_config_fields())
 
 
-def check_trainer_overrides(overrides: Sequence[str]) -> None:
-    """Refuse `trainer.<name>=...` command-line overrides that GRPOConfig does not have, suggesting the closest field.
+TRAINER_PRESET = Path(__file__).resolve().parents[1] / "conf" / "trainer" / "grpo.yaml"
+# GRPOConfig fields that another spelling owns and that would otherwise be silently overruled by it.
+REFUSED_ALIASES = {"gradient_checkpointing": "model.gradient_checkpointing (transformers' deprecated alias)"}
 
-    Hydra would refuse them too, but it suggests `+trainer.<name>`, which only fails later.
+
+def linked_trainer_fields() -> dict[str, str]:
+    """The trainer fields whose value follows a key of another group (`learning_rate: ${model.learning_rate}`):
+    `{field: that key}`. Either spelling sets the same value; read off the preset, so the list cannot go stale."""
+    preset = OmegaConf.to_container(OmegaConf.load(TRAINER_PRESET), resolve=False)
+    links = {name: re.fullmatch(r"\$\{(\w[\w.]*)\}", value) for name, value in preset.items() if isinstance(value, str)}
+    return {name: match.group(1) for name, match in links.items() if match}
+
+
+def check_trainer_overrides(overrides: Sequence[str]) -> None:
+    """Refuse `trainer.<name>=...` command-line overrides that GRPOConfig does not have, suggesting the closest field,
+    and one setting given twice: a linked field together with the key it follows, or a refused alias.
+
+    Hydra would refuse unknown fields too, but it suggests `+trainer.<name>`, which only fails later.
     """
     known = grpo_config_fields()
+    given = {override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override}
+    links = linked_trainer_fields()
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if not key.startswith("trainer.") or "=" not in override:
             continue
         name = key.split(".")[1]
+        if name in REFUSED_ALIASES:
+            raise ConfigError(f"trainer.{name}: set {REFUSED_ALIASES[name]} instead.")
+        if name in links and links[name] in given:
+            raise ConfigError(
+                f"trainer.{name} and {links[name]} are one setting (trainer.{name} follows {links[name]}); "
+                "give only one of them."
+            )
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"Did you mean {', '.join('trainer.' + c for c in close)}?" if close else ""

@@ -18,12 +18,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from grpo.arguments import check_call
 from grpo.errors import ConfigError, RewardUnavailable
 
 log = logging.getLogger(__name__)
 
 ENTRY_KEYS = ("weight", "fn", "on_unavailable", "fallback")
 ON_UNAVAILABLE = ("error", "fallback")
+# What TRL passes every reward besides the dataset's columns.
+TRL_ARGUMENTS = frozenset(
+    {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+)
 
 
 def build_rewards(cfg: DictConfig) -> dict[str, tuple[Callable, float]]:
@@ -67,15 +72,13 @@ def _check_entries(entries: DictConfig, prefix: str) -> dict[str, float]:
             continue
         key = f"{prefix}.{name}"
         _check_entry(key, entry)
+        # The function's own arguments: names, hinted types and choices, required ones, its declared range checks.
+        check_call(f"{key}.fn", entry.fn, supplied=TRL_ARGUMENTS)
         weights[name] = _weight(key, entry.weight)
         if isinstance(entry.get("fallback"), DictConfig):
             _check_entries(entry.fallback, f"{key}.fallback")
     _check_fallback_names(entries, prefix)
     return weights
-
-
-# What TRL passes every reward besides the dataset's columns.
-TRL_ARGUMENTS = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 
 
 def check_reward_columns(rewards: dict[str, tuple[Callable, float]], columns: set[str]) -> None:
@@ -99,8 +102,11 @@ def check_reward_columns(rewards: dict[str, tuple[Callable, float]], columns: se
 
 
 def _check_entry(key: str, entry: object) -> None:
-    if not isinstance(entry, DictConfig) or "weight" not in entry or "fn" not in entry:
-        raise ConfigError(f"{key}: each reward needs a `weight` and an `fn` (see conf/reward/math.yaml).")
+    if not isinstance(entry, DictConfig) or "weight" not in entry or not isinstance(entry.get("fn"), DictConfig):
+        raise ConfigError(
+            f"{key}: each reward needs a `weight` and an `fn` ({{_target_: <function>, _partial_: true, ...}}; "
+            "see conf/reward/math.yaml)."
+        )
     unknown = [k for k in entry if k not in ENTRY_KEYS]
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}: unknown key; a reward entry has {list(ENTRY_KEYS)}.")

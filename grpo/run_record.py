@@ -26,8 +26,12 @@ def refuse_secrets(trainer: DictConfig) -> None:
             raise ConfigError(f"trainer.{field}: credentials are never written to run dirs; use {instead} instead.")
 
 
-def write_run_record(cfg: DictConfig, run_dir: Path) -> None:
-    """`resolved_config.yaml` (every value) and `run_info.json` (command, versions, git commit) in the run dir."""
+def write_run_record(cfg: DictConfig, run_dir: Path, resumed: dict | None = None) -> None:
+    """`resolved_config.yaml` (every value) and `run_info.json` (command, versions, git commit) in the run dir.
+
+    A resumed run keeps the first start's command and adds each resume (`resumed`: checkpoint and changed settings).
+    """
+    previous = _previous_info(run_dir) if resumed else {}
     (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     info = {
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
@@ -36,7 +40,17 @@ def write_run_record(cfg: DictConfig, run_dir: Path) -> None:
         "packages": {name: _version(name) for name in PACKAGES},
         "git_commit": _git_commit(),
     }
-    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    if resumed:
+        info["first_command"] = previous.get("first_command", previous.get("command"))
+        info["resumed"] = [*previous.get("resumed", []), resumed]
+    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
+def _previous_info(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "run_info.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _version(package: str) -> str | None:

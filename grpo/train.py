@@ -21,10 +21,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
@@ -36,9 +39,10 @@ from grpo.eval.compare import compare_models
 from grpo.evaluate import check_eval, check_rewards, describe
 from grpo.launch import check_shared_run_dir, is_rank_zero
 from grpo.model import build_lora, load_model, resolve_checkpoint
-from grpo.resume import find_checkpoint, register_run_dir_resolver
+from grpo.resume import changes_on_resume, find_checkpoint, register_run_dir_resolver
 from grpo.reward_setup import build_rewards, check_reward_columns
 from grpo.run_record import refuse_secrets, write_run_record
+from grpo.sweep.collect import FAILURE_FILE
 from grpo.sweep.jobs import check_sweep
 from grpo.sweep.objective import check_objective, final_metric
 from grpo.trainer import GRPOTrainer
@@ -51,11 +55,15 @@ def train(cfg: DictConfig):
     run_dir = Path(cfg.trainer.output_dir)
     refuse_secrets(cfg.trainer)
     resume_from = find_checkpoint(cfg.resume, run_dir)
+    changes = changes_on_resume(run_dir, cfg, cfg.resume_allow_changes) if resume_from else {}
+    if changes:
+        log.warning("resuming with changed settings: %s", {key: f"{a} -> {b}" for key, (a, b) in changes.items()})
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_rank_zero():
-        write_run_record(cfg, run_dir)
+        write_run_record(cfg, run_dir, resumed={"from": resume_from, "changes": changes} if resume_from else None)
     set_seed(cfg.seed)
 
+    check_training_eval(cfg.eval)
     rewards = build_rewards(cfg.reward)
     check_objective(cfg.objective, rewards)
     args = build_grpo_config(
@@ -63,7 +71,7 @@ def train(cfg: DictConfig):
     )
     lora = build_lora(cfg.model.lora)
     dataset = build_dataset(cfg.dataset)
-    eval_dataset = build_dataset(eval_split(cfg.dataset, cfg.eval)) if cfg.eval.every_n_steps else None
+    eval_dataset = build_held_out(cfg.dataset, cfg.eval) if cfg.eval.every_n_steps else None
     held_out = held_out_for_final_eval(cfg, rewards, eval_dataset)
     check_reward_columns(rewards, set(dataset.column_names))
     log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
@@ -91,6 +99,7 @@ def train(cfg: DictConfig):
         callbacks=callbacks,
         merge_lora_for_generation=cfg.speedups.merge_lora_for_generation,
         score_completions_only=cfg.speedups.score_completions_only,
+        skip_zero_advantage=cfg.speedups.skip_zero_advantage,
     )
     if resume_from:
         log.info("resuming from %s", resume_from)
@@ -128,19 +137,38 @@ def held_out_for_final_eval(cfg: DictConfig, rewards: dict, eval_dataset):
         return None
     check_rewards(rewards)
     check_eval(after_training_settings(cfg))
-    return eval_dataset if eval_dataset is not None else build_dataset(eval_split(cfg.dataset, cfg.eval))
+    return eval_dataset if eval_dataset is not None else build_held_out(cfg.dataset, cfg.eval)
 
 
 def after_training_settings(cfg: DictConfig) -> DictConfig:
     """`eval.after_training`'s decoding, in the shape of `python -m grpo.evaluate`'s `eval` section."""
     return OmegaConf.create({
         "batch_size": cfg.eval.batch_size,
-        "max_new_tokens": cfg.dataset.max_completion_length,  # the completion budget training had
+        "max_new_tokens": cfg.trainer.max_completion_length,  # the completion budget training had (either spelling)
         "do_sample": False,
         "temperature": 1.0,
         "limit": None,  # eval.examples already limits the held-out rows
         "examples": 10,  # problems per section of examples.html
     })
+
+
+def check_training_eval(cfg: DictConfig) -> None:
+    """Refuse `eval` values a run cannot use (the held-out split and file are checked when they are loaded)."""
+    if isinstance(cfg.every_n_steps, bool) or not isinstance(cfg.every_n_steps, int) or cfg.every_n_steps < 0:
+        raise ConfigError(f"eval.every_n_steps={cfg.every_n_steps!r}: evaluate every N steps (a whole number); 0: off.")
+    if not isinstance(cfg.after_training, bool):
+        raise ConfigError(f"eval.after_training={cfg.after_training!r}: must be true or false.")
+    if isinstance(cfg.examples, bool) or not isinstance(cfg.examples, int) or cfg.examples < 1:
+        raise ConfigError(f"eval.examples={cfg.examples!r}: the number of held-out prompts to evaluate (1 or more).")
+
+
+def build_held_out(dataset: DictConfig, cfg: DictConfig):
+    """The held-out rows; an error names the `eval` keys that chose them as well as the dataset's own."""
+    try:
+        return build_dataset(eval_split(dataset, cfg))
+    except ConfigError as error:
+        chosen = f"eval.split={cfg.split}" + (f", eval.path={cfg.path}" if cfg.path is not None else "")
+        raise ConfigError(f"{chosen} (the held-out rows): {error}") from None
 
 
 def eval_split(dataset: DictConfig, cfg: DictConfig) -> DictConfig:
@@ -200,11 +228,28 @@ def start_wandb(cfg: DictConfig, run_dir: Path) -> None:
 def _hydra_main(cfg: DictConfig) -> float:
     if not is_rank_zero():  # info lines once, from rank 0; warnings and errors from every rank
         logging.getLogger().setLevel(logging.WARNING)
+    sweep_job = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         trainer = train(cfg)
-    except ConfigError as error:
-        sys.exit(f"error: {error}")
+    except Exception as error:
+        if not sweep_job:
+            if isinstance(error, ConfigError):
+                sys.exit(f"error: {error}")
+            raise
+        # One bad job must not end the sweep: Hydra records an exception as that job's failure and launches the
+        # next (SystemExit would stop them all). The reason stays in the job's dir for the sweep report.
+        record_failure(Path(cfg.trainer.output_dir), error)
+        raise
     return final_metric(trainer.state.log_history, cfg.objective)  # what a sweeper (Optuna) optimises
+
+
+def record_failure(run_dir: Path, error: Exception) -> None:
+    """`<run dir>/error.txt`: the message of a config error, the traceback of anything else."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = f"error: {error}\n" if isinstance(error, ConfigError) else "".join(traceback.format_exception(error))
+    (run_dir / FAILURE_FILE).write_text(text)
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    log.error("job failed (%s): %s", run_dir / FAILURE_FILE, reason)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""TRL's GRPOTrainer with two speed-ups that leave the training unchanged (the `speedups` config section).
+"""TRL's GRPOTrainer with three speed-ups that leave the training unchanged (the `speedups` config section).
 
 Sampling from the merged adapter. An unmerged LoRA linear layer runs three matrix products (base, A, B) and PEFT's
 Python around them, for each of the ~200 adapted layers, at every generated token. For the length of `generate` we
@@ -13,7 +13,15 @@ where it runs its Triton kernels (CUDA, XPU); on other devices it computes every
 discards the prompt's, so that compilers (Neuron, XLA) see fixed shapes. On CPU nothing is compiled and the prompt
 positions are pure waste (here ~2/3 of the rows): we let CPU take TRL's completion-only path too.
 
-Both measured with scripts/benchmark.py (README, Performance).
+Skipping completions without advantage. A group whose completions all earn the same reward has advantage 0 for
+every one of them: without a KL term (beta=0) their loss and gradient are exactly zero, yet TRL runs the policy's
+forward and backward over them. On the embedded task a third of the groups are like that once the format is learned
+(frac_reward_zero_std). We drop those rows before the loss; the DAPO loss divides by the token count of the whole
+generation batch (num_items_in_batch, computed before), so the gradient is the same. Per-token metrics (entropy,
+clip ratios) then describe the completions that were trained on.
+
+The first two are measured with scripts/benchmark.py; the third saves time only in steps with such groups (README,
+Performance).
 """
 
 from __future__ import annotations
@@ -33,7 +41,14 @@ log = logging.getLogger(__name__)
 class GRPOTrainer(trl.GRPOTrainer):
     """`trl.GRPOTrainer` plus the speed-ups above, each on unless switched off or not applicable."""
 
-    def __init__(self, *args, merge_lora_for_generation: bool = True, score_completions_only: bool = True, **kwargs):
+    def __init__(
+        self,
+        *args,
+        merge_lora_for_generation: bool = True,
+        score_completions_only: bool = True,
+        skip_zero_advantage: bool = True,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.merge_lora_for_generation = merge_lora_for_generation and applies(
             "merge_lora_for_generation", why_not_merge(self)
@@ -41,6 +56,7 @@ class GRPOTrainer(trl.GRPOTrainer):
         self.score_completions_only = score_completions_only and applies(
             "score_completions_only", why_not_score_completions_only()
         )
+        self.skip_zero_advantage = skip_zero_advantage and applies("skip_zero_advantage", why_not_skip(self))
 
     def _generate_single_turn(self, *args, **kwargs):
         if not self.merge_lora_for_generation:
@@ -53,6 +69,11 @@ class GRPOTrainer(trl.GRPOTrainer):
             return super()._get_per_token_logps_and_entropies(*args, **kwargs)
         with completion_positions_on_cpu():
             return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+
+    def _compute_loss(self, model, inputs):
+        if self.skip_zero_advantage:
+            inputs = rows_with_advantage(inputs)
+        return super()._compute_loss(model, inputs)
 
 
 def applies(speedup: str, reason: str | None) -> bool:
@@ -92,6 +113,52 @@ def why_not_score_completions_only() -> str | None:
     if not callable(getattr(trl_utils, "_use_triton", None)):
         return f"trl {trl.__version__} has no trl.trainer.utils._use_triton"
     return None
+
+
+# Loss types whose per-token loss is advantage x (a function of the ratio), normalised by num_items_in_batch: a row
+# with advantage 0 adds nothing to the loss nor to the normaliser, so dropping it leaves the gradient as it was.
+SKIPPABLE_LOSS_TYPES = ("dapo", "cispo")
+# The batch keys of a text-only model: one row per completion. Others (images) are not per row: we leave them be.
+TEXT_BATCH_KEYS = {
+    "prompt_ids", "prompt_mask", "completion_ids", "completion_mask", "tool_mask", "advantages", "num_items_in_batch",
+    "old_per_token_logps", "ref_per_token_logps", "sampling_per_token_logps", "importance_sampling_ratio",
+}  # fmt: skip
+# |advantage| below this counts as 0: a group of equal rewards leaves float residue of ~1e-8 after (r - mean).
+ZERO_ADVANTAGE = 1e-6
+
+
+def why_not_skip(trainer: trl.GRPOTrainer) -> str | None:
+    """Why skipping zero-advantage completions would change this trainer's gradient (None: it would not)."""
+    if not hasattr(trl.GRPOTrainer, "_compute_loss"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._compute_loss"
+    if trainer.loss_type not in SKIPPABLE_LOSS_TYPES:
+        return f"trainer.loss_type={trainer.loss_type} averages over its rows (skippable: {SKIPPABLE_LOSS_TYPES})"
+    if trainer.beta != 0.0:
+        return f"trainer.beta={trainer.beta}: the KL term has a gradient whatever the advantage"
+    if getattr(trainer, "_entropy_bonus_enabled", False) or getattr(trainer, "aux_loss_enabled", False):
+        return "an entropy bonus or router auxiliary loss acts on every row"
+    if getattr(trainer, "top_entropy_quantile", 1.0) < 1.0:
+        return f"trainer.top_entropy_quantile={trainer.top_entropy_quantile}: its threshold is taken over every row"
+    return None
+
+
+def rows_with_advantage(inputs: dict) -> dict:
+    """The batch without the completions whose advantage is 0, keeping at least one (backward needs a graph)."""
+    advantages = inputs["advantages"]
+    if set(inputs) - TEXT_BATCH_KEYS:
+        return inputs
+    keep = advantages.abs() > ZERO_ADVANTAGE
+    keep = keep if keep.dim() == 1 else keep.any(dim=1)
+    if keep.all():
+        return inputs
+    if not keep.any():
+        keep = keep.clone()
+        keep[0] = True  # its advantage is 0: a forward and backward of one row, with a zero gradient
+    rows = len(advantages)
+    return {
+        key: value[keep] if isinstance(value, torch.Tensor) and value.dim() > 0 and len(value) == rows else value
+        for key, value in inputs.items()
+    }
 
 
 def base_weights(model: torch.nn.Module) -> list[tuple[torch.Tensor, BaseTunerLayer]]:

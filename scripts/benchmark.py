@@ -43,7 +43,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN_SCRIPT = ROOT / "scripts" / "plain_trl_grpo.py"
 # What grpo.train does beyond plain TRL, switched off to compare at identical settings.
-AS_PLAIN_TRL = ["speedups.merge_lora_for_generation=false", "speedups.score_completions_only=false"]
+AS_PLAIN_TRL = [
+    "speedups.merge_lora_for_generation=false",
+    "speedups.score_completions_only=false",
+    "speedups.skip_zero_advantage=false",
+]
 # The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
 REFERENCE = ["model.dtype=float32", "trainer.bf16=false", "model.gradient_checkpointing=true", *AS_PLAIN_TRL]
 # Settings that name where a run writes, not how it trains (and the LoRA config's record of it).

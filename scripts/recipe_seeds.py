@@ -114,8 +114,8 @@ def _cells(row: dict) -> list[str]:
         f"{row['base_accuracy']:.3f}",
         f"{row['trained_accuracy']:.3f}",
         f"{row['gain']:+.3f}",
-        f"{row['fixed']:g}",
-        f"{row['broken']:g}",
+        f"{row['fixed']:.3g}",
+        f"{row['broken']:.3g}",
         f"{row['wall_s']:.0f}",
     ]
 

@@ -105,6 +105,27 @@ def test_unknown_trainer_field_suggests_the_closest():
     check_trainer_overrides(["trainer.learning_rate=1e-5", "model=smollm2-135m"])
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.learning_rate=1e-4", "trainer.learning_rate=1e-5"], "trainer.learning_rate and model.learning_rate"),
+        (["dataset.max_completion_length=32", "trainer.max_completion_length=16"], "follows dataset.max_completion"),
+        (["mode.max_steps=5", "trainer.max_steps=4"], "trainer.max_steps and mode.max_steps are one setting"),
+        (["trainer.gradient_checkpointing=true"], "set model.gradient_checkpointing"),
+    ],
+)
+def test_one_setting_given_twice_is_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_trainer_overrides(overrides)
+
+
+def test_either_spelling_of_a_linked_setting_gives_the_same_config(tmp_path):
+    via_model = compose_config("model.learning_rate=3e-4", f"trainer.output_dir={tmp_path}")
+    via_trainer = compose_config("trainer.learning_rate=3e-4", f"trainer.output_dir={tmp_path}")
+    assert build_grpo_config(via_model.trainer, [1.0]).learning_rate == 3e-4
+    assert build_grpo_config(via_trainer.trainer, [1.0]).learning_rate == 3e-4
+
+
 def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "grpo.train", *overrides, f"hydra.run.dir={tmp_path}/run"],

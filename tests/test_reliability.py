@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
-from grpo.resume import find_checkpoint, latest_checkpoint
+from grpo.resume import changes_on_resume, find_checkpoint, latest_checkpoint
 from grpo.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +131,38 @@ def test_credentials_from_the_environment_never_reach_the_run_dir(tiny_checkpoin
     for path in files:
         content = path.read_bytes()
         assert b"wandb-secret-0123" not in content and b"hf_secretTokenValue987" not in content, path
+
+
+def recorded_run(tmp_path: Path, *overrides: str) -> Path:
+    """A run dir as a first start leaves it: its resolved config and one complete checkpoint."""
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoint-2").mkdir(parents=True)
+    (run_dir / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    cfg = compose_config("dataset=arithmetic", f"trainer.output_dir={run_dir}", *overrides)
+    (run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("trainer.num_generations=5", "trainer.num_generations: 10 -> 5"),
+        ("model.lora.r=8", "model.lora.r: 16 -> 8"),
+        ("reward.format.weight=2", "reward.format.weight: 0.5 -> 2"),
+        ("dataset.max_operand=50", "dataset.max_operand: 20 -> 50"),
+    ],
+)
+def test_resume_refuses_settings_the_checkpoint_was_not_trained_under(tmp_path, override, key):
+    run_dir = recorded_run(tmp_path)
+    changed = compose_config("dataset=arithmetic", f"trainer.output_dir={run_dir}", override)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        changes_on_resume(run_dir, changed, allow_changes=False)
+    assert key.split(":")[0] in changes_on_resume(run_dir, changed, allow_changes=True)
+
+
+def test_resume_allows_harmless_changes(tmp_path):
+    run_dir = recorded_run(tmp_path)
+    same = compose_config("dataset=arithmetic", f"trainer.output_dir={run_dir}")
+    assert changes_on_resume(run_dir, same, allow_changes=False) == {}
+    longer = compose_config("dataset=arithmetic", f"trainer.output_dir={run_dir}", "trainer.max_steps=200")
+    assert changes_on_resume(run_dir, longer, allow_changes=False) == {"trainer.max_steps": [-1, 200]}

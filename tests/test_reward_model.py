@@ -257,6 +257,37 @@ def test_batched_scores_equal_one_by_one(architecture, input_format, tiny_reward
     assert len(set(one_by_one)) > 1  # the pairs really differ to the model
 
 
+class OutOfMemoryAbove:
+    """A reward model's forward that runs out of memory on batches larger than `limit` (or on every batch)."""
+
+    def __init__(self, model, limit: int):
+        self.model, self.limit, self.batches = model, limit, []
+
+    def __call__(self, **inputs):
+        import torch
+
+        rows = len(inputs["input_ids"])
+        if rows > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        self.batches.append(rows)
+        return self.model(**inputs)
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(tiny_reward_models, caplog):
+    settings = {"model": str(tiny_reward_models["deberta"]), "normalize": "none"}
+    expected = RewardModelReward(batch_size=7, **settings)(COMPLETIONS, prompts=PROMPTS)
+    reward = RewardModelReward(batch_size=8, **settings)
+    reward.model = OutOfMemoryAbove(reward.model, limit=2)
+    with caplog.at_level(logging.WARNING):
+        assert reward(COMPLETIONS, prompts=PROMPTS) == pytest.approx(expected, abs=1e-5)
+    assert reward.batch_size == 2 and reward.model.batches == [2, 2, 2, 1]
+    assert "ran out of memory; scoring 2 pairs per pass" in caplog.text
+
+    reward.model = OutOfMemoryAbove(reward.model.model, limit=0)
+    with pytest.raises(RuntimeError, match="ran out of memory scoring one completion on cpu; lower reward.<name>.fn.max_length"):
+        reward(COMPLETIONS, prompts=PROMPTS)
+
+
 def test_normalizations(tiny_reward_models):
     model = str(tiny_reward_models["deberta"])
     raw = RewardModelReward(model, normalize="none")(COMPLETIONS, prompts=PROMPTS)

@@ -87,6 +87,28 @@ def test_2x2_multirun_and_its_report_match_each_runs_logs(tiny_checkpoint, tmp_p
     assert (sweep_dir / "report.png").stat().st_size > 10_000
 
 
+def test_a_bad_job_fails_alone_and_the_report_says_why(tiny_checkpoint, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    fixed = [o for o in tiny_overrides(tiny_checkpoint, tmp_path, steps=1) if not o.startswith("trainer.output_dir")]
+    exclude = ",".join(o.split("=")[0].lstrip("+") for o in fixed)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "grpo.train", "-m", *fixed, "reward.format.weight=0.5,heavy,1.0",
+         f"hydra.sweep.dir={sweep_dir}", f"hydra.job.config.override_dirname.exclude_keys=[{exclude}]"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode != 0  # the sweep as a whole reports that a job failed, after running all of them
+    for weight in ("0.5", "1.0"):
+        assert (sweep_dir / f"reward.format.weight={weight}" / "final" / "adapter_model.safetensors").is_file()
+    error = (sweep_dir / "reward.format.weight=heavy" / "error.txt").read_text()
+    assert "reward.format.weight='heavy' is not a finite number" in error
+
+    markdown, csv, _ = write_report(sweep_dir)
+    table = pd.read_csv(csv, dtype={"reward.format.weight": str})
+    assert list(table.status) == ["finished", "failed", "finished"]
+    assert "reward.format.weight='heavy' is not a finite number" in table.note[1]
+
+
 def fake_job(sweep_dir: Path, num: int, overrides: list[str], rewards: list[float], finished: bool) -> Path:
     """A job dir as Hydra and the trainer leave it: .hydra/, TensorBoard scalars per step, final/ when finished."""
     from torch.utils.tensorboard import SummaryWriter

@@ -97,11 +97,11 @@ def test_training_samples_merged_only_where_it_applies(tiny_checkpoint, tmp_path
     assert len(entered) == 1
 
 
-def tiny_trainer(checkpoint, output_dir) -> GRPOTrainer:
+def tiny_trainer(checkpoint, output_dir, **config) -> GRPOTrainer:
     from conftest import digit_share_reward
 
     args = GRPOConfig(output_dir=str(output_dir), per_device_train_batch_size=2, num_generations=2,
-                      max_completion_length=4, report_to=[], use_cpu=True, bf16=False)  # fmt: skip
+                      max_completion_length=4, report_to=[], use_cpu=True, bf16=False, **config)  # fmt: skip
     return GRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(checkpoint),
         processing_class=AutoTokenizer.from_pretrained(checkpoint),
@@ -142,3 +142,51 @@ def test_scoring_completions_only_gives_the_same_log_probs_and_gradients(tiny_ch
     assert rows_scored == [2 * 13, int(completion.sum())]  # every position of prompt + completion, or completions
     for name, grad in all_grads.items():
         torch.testing.assert_close(only_grads[name], grad)
+
+
+def test_skipping_zero_advantage_completions_gives_the_same_gradients(tiny_checkpoint, tmp_path, monkeypatch):
+    import trl
+
+    rows_trained = []  # rows of each loss forward
+    loss = trl.GRPOTrainer._compute_loss
+
+    def counting_loss(self, model, inputs):
+        rows_trained.append(len(inputs["advantages"]))
+        return loss(self, model, inputs)
+
+    monkeypatch.setattr(trl.GRPOTrainer, "_compute_loss", counting_loss)
+    trainer = tiny_trainer(tiny_checkpoint, tmp_path)  # TRL's defaults: DAPO loss, beta=0
+    assert trainer.skip_zero_advantage
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    torch.manual_seed(0)
+    completion_mask = torch.ones(4, 5, dtype=torch.long)
+    completion_mask[1, 3:] = 0
+    inputs = {
+        "prompt_ids": torch.randint(3, 60, (4, 6)),
+        "prompt_mask": torch.ones(4, 6, dtype=torch.long),
+        "completion_ids": torch.randint(3, 60, (4, 5)),
+        "completion_mask": completion_mask,
+        "advantages": torch.tensor([0.7, -0.7, 0.0, 1e-8]),  # the last two: groups of equal rewards
+        "num_items_in_batch": completion_mask.sum(),
+    }
+
+    def gradients(skip: bool, batch: dict):
+        trainer.model.zero_grad()
+        trainer.skip_zero_advantage = skip
+        trainer._compute_loss(trainer.model, batch).backward()
+        return {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
+
+    every_row, skipped = gradients(False, inputs), gradients(True, inputs)
+    assert rows_trained == [4, 2]
+    for name, grad in every_row.items():
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(skipped[name], grad)
+
+    nothing_to_learn = gradients(True, {**inputs, "advantages": torch.zeros(4)})
+    assert rows_trained[-1] == 1 and all(grad.abs().sum() == 0 for grad in nothing_to_learn.values())
+
+
+@pytest.mark.parametrize("setting", [{"beta": 0.04}, {"loss_type": "grpo"}, {"top_entropy_quantile": 0.5}])
+def test_zero_advantage_completions_are_kept_where_they_change_the_gradient(tiny_checkpoint, tmp_path, setting):
+    assert not tiny_trainer(tiny_checkpoint, tmp_path, **setting).skip_zero_advantage

@@ -19,6 +19,11 @@ def build_dataset(cfg: DictConfig) -> Dataset:
 
     Open-ended instructions have no gold answer; rewards that need one (accuracy) need a dataset that has it.
     """
+    if cfg.limit is not None and (isinstance(cfg.limit, bool) or not isinstance(cfg.limit, int) or cfg.limit < 1):
+        raise ConfigError(
+            f"dataset.limit={cfg.limit!r} (mode.train_examples, or eval.examples for held-out rows): "
+            "the number of rows to use (1 or more), or null for all."
+        )
     loader = {key: value for key, value in cfg.items() if key not in NON_LOADER_KEYS}
     try:
         rows = instantiate(OmegaConf.create(loader), _convert_="all")
@@ -32,7 +37,21 @@ def build_dataset(cfg: DictConfig) -> Dataset:
         rows = rows.select(range(min(cfg.limit, len(rows))))
     system = cfg.prompt.system
     examples = OmegaConf.to_container(cfg.prompt.examples)
+    _check_examples(examples)
     return rows.map(
         lambda row: {"prompt": to_chat(row["question"], system, examples)},
         remove_columns=[c for c in rows.column_names if c != "answer"],
     )
+
+
+def _check_examples(examples: object) -> None:
+    """Each few-shot example is a user turn and the reply the model should copy: both strings."""
+    if not isinstance(examples, list):
+        raise ConfigError(f"dataset.prompt.examples={examples!r}: a list of {{question, completion}}, or [] for none.")
+    for index, example in enumerate(examples):
+        turns = ("question", "completion")
+        if not isinstance(example, dict) or not all(isinstance(example.get(turn), str) for turn in turns):
+            raise ConfigError(
+                f"dataset.prompt.examples[{index}]={example!r}: each example needs a `question` and a `completion` "
+                "(strings), e.g. {question: What is 6 * 3?, completion: '6 * 3 = 18. <answer>18</answer>'}."
+            )

@@ -8,20 +8,33 @@ outside the range still differ and GRPO keeps a direction to move in.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
+from grpo.arguments import checked_by
 from grpo.rewards.text import completion_text
 
-UNITS = ("tokens", "chars")
+Unit = Literal["tokens", "chars"]
+UNITS = get_args(Unit)
 
 
+def check_length_settings(min_length: int, max_length: int, unit: str, tolerance: float) -> None:
+    """Refuse a range that cannot hold or a unit we do not count in (ValueError naming the argument)."""
+    if unit not in UNITS:
+        raise ValueError(f"unit={unit!r}: choose one of {list(UNITS)}")
+    if not 0 <= min_length <= max_length:
+        raise ValueError(f"min_length={min_length}, max_length={max_length}: need 0 <= min_length <= max_length")
+    if not tolerance > 0:
+        raise ValueError(f"tolerance={tolerance}: must be above 0 (the distance outside the range that scores 0.5)")
+
+
+@checked_by(check_length_settings)
 def length_reward(
     completions: list[Any],
     completion_ids: list[list[int]] | None = None,
     *,
     min_length: int = 16,
     max_length: int = 96,
-    unit: str = "tokens",
+    unit: Unit = "tokens",
     tolerance: float = 16.0,
     **kwargs: Any,
 ) -> list[float]:
@@ -31,11 +44,7 @@ def length_reward(
     `completion_ids`, so no tokenizer is needed here), `unit=chars` the characters of the completion text.
     Extra TRL columns are ignored.
     """
-    if unit not in UNITS or not 0 <= min_length <= max_length or not tolerance > 0:
-        raise ValueError(
-            f"length_reward: need unit in {list(UNITS)}, 0 <= min_length <= max_length and tolerance > 0; got "
-            f"unit={unit!r}, min_length={min_length}, max_length={max_length}, tolerance={tolerance}."
-        )
+    check_length_settings(min_length, max_length, unit, tolerance)
     if unit == "tokens":
         if completion_ids is None:
             raise ValueError("length_reward: unit=tokens needs TRL's completion_ids; use unit=chars outside TRL.")

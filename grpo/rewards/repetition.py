@@ -10,17 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from grpo.arguments import checked_by
 from grpo.rewards.text import completion_text
 
 
+def check_repetition_settings(n: int) -> None:
+    if n < 1:
+        raise ValueError(f"n={n}: must be at least 1 (words per n-gram)")
+
+
+@checked_by(check_repetition_settings)
 def repetition_reward(completions: list[Any], n: int = 3, **kwargs: Any) -> list[float]:
     """Score distinct n-grams / all n-grams of the lower-cased words of each completion.
 
     Range (0, 1]: 1.0 when no word n-gram repeats, near 0 for a loop. Texts of fewer than `n` words score 1.0
     (nothing can repeat; pair it with the length reward to discourage them). Extra TRL columns are ignored.
     """
-    if n < 1:
-        raise ValueError(f"repetition_reward: n={n} must be at least 1.")
+    check_repetition_settings(n)
     return [_distinct_share(completion_text(completion).lower().split(), n) for completion in completions]
 
 

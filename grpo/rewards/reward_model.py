@@ -10,6 +10,7 @@ torch and transformers are imported inside the class, so importing grpo.rewards 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import string
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from grpo.arguments import checked_by
 from grpo.errors import ConfigError, RewardUnavailable
 from grpo.rewards.text import completion_text, prompt_text
 
@@ -24,7 +26,30 @@ INPUT_FORMATS = ("pair", "chat", "template")
 NORMALIZERS = ("none", "sigmoid", "running")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
+log = logging.getLogger(__name__)
 
+
+def check_reward_model_settings(input_format, template, normalize, batch_size, max_length, dtype) -> None:
+    """Refuse settings that cannot work; run on the config before anything loads (grpo.arguments.check_call)."""
+    if input_format not in INPUT_FORMATS:
+        raise ConfigError(f"input_format={input_format!r}: choose one of {list(INPUT_FORMATS)}.")
+    if input_format == "template":
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        if fields != {"prompt", "completion"}:
+            raise ConfigError(
+                f"template={template!r}: needs exactly the fields {{prompt}} and {{completion}}, not {sorted(fields)}."
+            )
+    if normalize not in NORMALIZERS:
+        raise ConfigError(f"normalize={normalize!r}: choose one of {list(NORMALIZERS)}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer.")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ConfigError(f"max_length={max_length!r}: must be a positive integer (tokens).")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype={dtype!r}: choose one of {list(DTYPES)}.")
+
+
+@checked_by(check_reward_model_settings)
 class RewardModelReward:
     """Score completions with a sequence-classification reward model, loaded once when the reward is built.
 
@@ -54,7 +79,7 @@ class RewardModelReward:
         dtype: str = "float32",
         trust_remote_code: bool = False,
     ):
-        _check(input_format, template, normalize, batch_size, max_length, dtype)
+        check_reward_model_settings(input_format, template, normalize, batch_size, max_length, dtype)
         self.model_id = model
         self.input_format = input_format
         self.template = template
@@ -92,14 +117,39 @@ class RewardModelReward:
         return self._normalized(raw)
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Raw scores (the head's logit) of (instruction, completion) pairs, `batch_size` pairs per forward pass."""
+        """Raw scores (the head's logit) of (instruction, completion) pairs, `batch_size` pairs per forward pass.
+
+        Out of memory, the batch is halved (for the rest of the run, with a warning) and retried; out of memory at
+        one pair per pass, or any other failure, stops the step with a message naming the reward model and the fix.
+        """
         import torch
 
         scores: list[float] = []
+        start = 0
         with torch.inference_mode():
-            for start in range(0, len(pairs), self.batch_size):
-                inputs = self._encode(pairs[start : start + self.batch_size]).to(self.device)
-                scores += self.model(**inputs).logits[:, 0].float().tolist()
+            while start < len(pairs):
+                batch = pairs[start : start + self.batch_size]
+                try:
+                    logits = self.model(**self._encode(batch).to(self.device)).logits
+                except torch.OutOfMemoryError:
+                    if self.batch_size == 1:
+                        elsewhere = "" if self.device == "cpu" else ", or score on the CPU: reward.<name>.fn.device=cpu"
+                        raise RuntimeError(
+                            f"reward model {self.model_id} ran out of memory scoring one completion on {self.device}; "
+                            f"lower reward.<name>.fn.max_length{elsewhere}."
+                        ) from None
+                    self.batch_size //= 2
+                    log.warning("reward model %s ran out of memory; scoring %d pairs per pass from now on (was %d).",
+                                self.model_id, self.batch_size, self.batch_size * 2)  # fmt: skip
+                    _empty_cache(self.device)
+                    continue
+                scores += logits[:, 0].float().tolist()
+                start += len(batch)
+        if not all(math.isfinite(score) for score in scores):
+            raise RuntimeError(
+                f"reward model {self.model_id} gave a non-finite score (NaN or inf); with dtype=float16 use bfloat16 "
+                "or float32 (reward.reward_model.fn.dtype)."
+            )
         return scores
 
     def _encode(self, pairs: Sequence[tuple[str, str]]):
@@ -134,6 +184,13 @@ class RewardModelReward:
         self._mean += delta * count / total
         self._m2 += m2 + delta**2 * self._count * count / total
         self._count = total
+
+
+def _empty_cache(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 def resolve_device(device: str) -> str:
@@ -172,22 +229,3 @@ def _load(model: str, device: str, dtype: str, trust_remote_code: bool):
     if network.config.pad_token_id is None:
         network.config.pad_token_id = tokenizer.pad_token_id
     return tokenizer, network
-
-
-def _check(input_format, template, normalize, batch_size, max_length, dtype) -> None:
-    if input_format not in INPUT_FORMATS:
-        raise ConfigError(f"input_format={input_format!r}: choose one of {list(INPUT_FORMATS)}.")
-    if input_format == "template":
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-        if fields != {"prompt", "completion"}:
-            raise ConfigError(
-                f"template={template!r}: needs exactly the fields {{prompt}} and {{completion}}, not {sorted(fields)}."
-            )
-    if normalize not in NORMALIZERS:
-        raise ConfigError(f"normalize={normalize!r}: choose one of {list(NORMALIZERS)}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer.")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ConfigError(f"max_length={max_length!r}: must be a positive integer (tokens).")
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype={dtype!r}: choose one of {list(DTYPES)}.")

@@ -12,12 +12,25 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from grpo.arguments import checked_by
 from grpo.errors import ConfigError, RewardUnavailable
 from grpo.rewards.text import completion_text
 
 CLASSIFIERS = ("alt-profanity-check",)
 
 
+def check_safety_settings(classifier: str | None, blocklist: Sequence[str]) -> None:
+    """Refuse settings that cannot work; run on the config before anything loads (grpo.arguments.check_call)."""
+    if classifier is not None and classifier not in CLASSIFIERS:
+        raise ConfigError(f"classifier={classifier!r}: choose one of {list(CLASSIFIERS)}, or null for none.")
+    bad = [term for term in blocklist if not isinstance(term, str) or not term.strip()]
+    if bad:
+        raise ConfigError(f"blocklist: every entry must be a non-empty string, not {bad[0]!r}.")
+    if classifier is None and not list(blocklist):
+        raise ConfigError("classifier=null with an empty blocklist scores nothing; set a classifier or blocklist.")
+
+
+@checked_by(check_safety_settings)
 class SafetyReward:
     """Score `1 - risk` per completion: range [0, 1], 1.0 for clean text.
 
@@ -27,14 +40,8 @@ class SafetyReward:
     """
 
     def __init__(self, classifier: str | None = "alt-profanity-check", blocklist: Sequence[str] = ()):
-        if classifier is not None and classifier not in CLASSIFIERS:
-            raise ConfigError(f"classifier={classifier!r}: choose one of {list(CLASSIFIERS)}, or null for none.")
         terms = list(blocklist)
-        bad = [term for term in terms if not isinstance(term, str) or not term.strip()]
-        if bad:
-            raise ConfigError(f"blocklist: every entry must be a non-empty string, not {bad[0]!r}.")
-        if classifier is None and not terms:
-            raise ConfigError("classifier=null with an empty blocklist scores nothing; set a classifier or blocklist.")
+        check_safety_settings(classifier, terms)
         self.classifier = classifier
         self.blocklist = terms
         self._predict = _load_classifier() if classifier else None

@@ -21,6 +21,8 @@ from grpo.resume import latest_checkpoint
 from grpo.sweep.jobs import BASIC_SWEEPER, grid_jobs, swept_keys
 
 FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
+# What a failed job leaves in its dir (grpo.train): the error message, or the traceback of a crash.
+FAILURE_FILE = "error.txt"
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Run:
     status: str = NOT_STARTED
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     eval_accuracy: float | None = None
+    error: str | None = None  # a failed job's reason: the last line of its error.txt
 
     def value(self, key: str) -> str | None:
         """The value this job gave `key` on its command line (`trainer.num_generations` -> "4")."""
@@ -89,7 +92,15 @@ def read_run(run_dir: Path) -> Run | None:
         status=FINISHED if (run_dir / "final").is_dir() else FAILED,
         history=read_history(run_dir),
         eval_accuracy=read_eval_accuracy(run_dir),
+        error=read_error(run_dir),
     )
+
+
+def read_error(run_dir: Path) -> str | None:
+    """Why a job failed, in one line (a traceback's last line is the exception), if it said so."""
+    path = run_dir / FAILURE_FILE
+    lines = path.read_text().strip().splitlines() if path.is_file() else []
+    return lines[-1] if lines else None
 
 
 def read_history(run_dir: Path) -> pd.DataFrame:

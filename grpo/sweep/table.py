@@ -51,7 +51,7 @@ def _row(run: Run, sweep: Sweep, reward_means: list[str], evaluated: bool) -> di
     # train_runtime is Trainer's own timing of trainer.train(), logged once at the end (model loading excluded).
     row["wall time (s)"] = float(runtime.iloc[-1]) if len(runtime) else None
     row["steps/s"] = row["steps"] / row["wall time (s)"] if row["steps"] and row["wall time (s)"] else None
-    row["note"] = NOTES.get(run.status, "")
+    row["note"] = run.error or NOTES.get(run.status, "")
     row["dir"] = str(run.dir.relative_to(sweep.dir)) if run.dir is not None else ""
     return row
 
