@@ -68,8 +68,6 @@ def latest_checkpoint(run_dir: Path) -> str | None:
 
 def register_run_dir_resolver() -> None:
     """`${grpo_run_dir:${resume},<default>}` in conf/train.yaml: a resumed run writes into its own run dir."""
-    from omegaconf import OmegaConf
-
     OmegaConf.register_new_resolver("grpo_run_dir", run_dir_of, replace=True)
 
 
