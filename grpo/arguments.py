@@ -67,7 +67,8 @@ def _locate(key: str, target: object) -> Callable:
     try:
         located = get_object(target)
     except Exception as error:  # ImportError, AttributeError, or the module's own failure on import
-        raise ConfigError(f"{key}._target_={target} cannot be imported: {str(error).splitlines()[0]}.") from None
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"{key}._target_={target} cannot be imported: {reason}.") from None
     if not callable(located):
         raise ConfigError(f"{key}._target_={target} is not a function or class.")
     return located
