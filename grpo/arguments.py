@@ -44,17 +44,17 @@ def check_call(key: str, cfg: DictConfig, supplied: frozenset[str] = frozenset()
         return
     arguments = OmegaConf.to_container(cfg, resolve=True)
     given = {name: value for name, value in arguments.items() if not name.startswith("_")}
-    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    named = [name for name, p in parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     for name in given:
-        if name not in parameters or parameters[name].kind in variadic:
-            raise ConfigError(f"{key}.{name}: {_name(target)} has no argument '{name}'; {_suggest(name, parameters)}")
+        if name not in named:  # `**kwargs` takes TRL's columns, not settings
+            raise ConfigError(f"{key}.{name}: {_name(target)} has no argument '{name}'; {_suggest(name, named)}")
     hints = _hints(target)
     for name, value in given.items():
         problem = _mismatch(value, hints.get(name, Any))
         if problem:
             raise ConfigError(f"{key}.{name}={value!r}: {problem}.")
     if not cfg.get("_partial_", False):
-        unset = [name for name, p in parameters.items() if _is_required(p) and name not in given]
+        unset = [name for name, p in parameters.items() if is_required(p) and name not in given]
         required = [name for name in unset if name not in supplied]
         if required:
             raise ConfigError(f"{key}.{required[0]}: {_name(target)} needs it; set {key}.{required[0]}=...")
@@ -89,7 +89,13 @@ def _hints(target: Callable) -> dict[str, Any]:
         return {}
 
 
-def _is_required(parameter: inspect.Parameter) -> bool:
+def is_whole_number(value: object, at_least: int | None = None) -> bool:
+    """An int that is not a bool (YAML's `true` is one to Python), and at least `at_least` when given."""
+    return isinstance(value, int) and not isinstance(value, bool) and (at_least is None or value >= at_least)
+
+
+def is_required(parameter: inspect.Parameter) -> bool:
+    """A parameter a call must give: no default, and passable by name."""
     return parameter.default is parameter.empty and parameter.kind in (
         inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY,
     )  # fmt: skip
@@ -112,7 +118,7 @@ def _mismatch(value: object, hint: Any) -> str | None:
     if hint is bool:
         return None if isinstance(value, bool) else "must be true or false"
     if hint is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else "must be a whole number"
+        return None if is_whole_number(value) else "must be a whole number"
     if hint is float:
         return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "must be a number"
     if hint is str:
@@ -139,7 +145,6 @@ def _name(target: Callable) -> str:
     return f"{target.__module__}.{target.__qualname__}"
 
 
-def _suggest(name: str, parameters: dict[str, inspect.Parameter]) -> str:
-    named = [p for p, value in parameters.items() if value.kind not in (value.VAR_POSITIONAL, value.VAR_KEYWORD)]
+def _suggest(name: str, named: list[str]) -> str:
     close = difflib.get_close_matches(name, named, n=1)
     return f"did you mean '{close[0]}'?" if close else f"it takes {named}."

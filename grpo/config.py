@@ -62,11 +62,10 @@ def check_trainer_overrides(overrides: Sequence[str]) -> None:
     Hydra would refuse unknown fields too, but it suggests `+trainer.<name>`, which only fails later.
     """
     known = grpo_config_fields()
-    given = {override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override}
+    given = [override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override]
     links = linked_trainer_fields()
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if not key.startswith("trainer.") or "=" not in override:
+    for key in given:
+        if not key.startswith("trainer."):
             continue
         name = key.split(".")[1]
         if name in REFUSED_ALIASES:

@@ -18,7 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from grpo.arguments import check_call
+from grpo.arguments import check_call, is_required
 from grpo.errors import ConfigError, RewardUnavailable
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,7 @@ def check_reward_columns(rewards: dict[str, tuple[Callable, float]], columns: se
             parameters = inspect.signature(getattr(function, "function", function)).parameters.values()
         except (TypeError, ValueError):  # a callable without a readable signature: TRL will tell
             continue
-        required = {
-            p.name for p in parameters
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }  # fmt: skip
+        required = {p.name for p in parameters if is_required(p)}
         missing = sorted(required - TRL_ARGUMENTS - columns)
         if missing:
             raise ConfigError(

@@ -31,6 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
+from grpo.arguments import is_whole_number
 from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
 from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
 from grpo.data import build_dataset
@@ -154,11 +155,11 @@ def after_training_settings(cfg: DictConfig) -> DictConfig:
 
 def check_training_eval(cfg: DictConfig) -> None:
     """Refuse `eval` values a run cannot use (the held-out split and file are checked when they are loaded)."""
-    if isinstance(cfg.every_n_steps, bool) or not isinstance(cfg.every_n_steps, int) or cfg.every_n_steps < 0:
+    if not is_whole_number(cfg.every_n_steps, at_least=0):
         raise ConfigError(f"eval.every_n_steps={cfg.every_n_steps!r}: evaluate every N steps (a whole number); 0: off.")
     if not isinstance(cfg.after_training, bool):
         raise ConfigError(f"eval.after_training={cfg.after_training!r}: must be true or false.")
-    if isinstance(cfg.examples, bool) or not isinstance(cfg.examples, int) or cfg.examples < 1:
+    if not is_whole_number(cfg.examples, at_least=1):
         raise ConfigError(f"eval.examples={cfg.examples!r}: the number of held-out prompts to evaluate (1 or more).")
 
 

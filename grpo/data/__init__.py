@@ -7,6 +7,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from grpo.arguments import is_whole_number
 from grpo.data.prompts import to_chat
 from grpo.errors import ConfigError
 
@@ -19,7 +20,7 @@ def build_dataset(cfg: DictConfig) -> Dataset:
 
     Open-ended instructions have no gold answer; rewards that need one (accuracy) need a dataset that has it.
     """
-    if cfg.limit is not None and (isinstance(cfg.limit, bool) or not isinstance(cfg.limit, int) or cfg.limit < 1):
+    if cfg.limit is not None and not is_whole_number(cfg.limit, at_least=1):
         raise ConfigError(
             f"dataset.limit={cfg.limit!r} (mode.train_examples, or eval.examples for held-out rows): "
             "the number of rows to use (1 or more), or null for all."

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from grpo.arguments import checked_by
+from grpo.arguments import checked_by, is_whole_number
 from grpo.errors import ConfigError, RewardUnavailable
 from grpo.rewards.text import completion_text, prompt_text
 
@@ -41,9 +41,9 @@ def check_reward_model_settings(input_format, template, normalize, batch_size, m
             )
     if normalize not in NORMALIZERS:
         raise ConfigError(f"normalize={normalize!r}: choose one of {list(NORMALIZERS)}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_whole_number(batch_size, at_least=1):
         raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer.")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+    if not is_whole_number(max_length, at_least=1):
         raise ConfigError(f"max_length={max_length!r}: must be a positive integer (tokens).")
     if dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype!r}: choose one of {list(DTYPES)}.")
