@@ -58,6 +58,7 @@ def tiny_overrides(checkpoint: Path, output_dir: Path, steps: int = 2) -> list[s
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A 2-layer Llama with random weights and a character-level tokenizer, saved like a Hub checkpoint."""
     from tokenizers import Tokenizer, models, pre_tokenizers
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny-llama")
@@ -83,6 +84,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         pad_token_id=vocab["<pad>"],
         bos_token_id=vocab["<|im_start|>"],
     )
+    # Seeded: the same random model every session, so a run's rewards (and whether its advantages are non-zero) do
+    # not change from one test session to the next.
+    torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
 
