@@ -101,6 +101,7 @@ def train(cfg: DictConfig):
         merge_lora_for_generation=cfg.speedups.merge_lora_for_generation,
         score_completions_only=cfg.speedups.score_completions_only,
         skip_zero_advantage=cfg.speedups.skip_zero_advantage,
+        contiguous_head_input=cfg.speedups.contiguous_head_input,
     )
     if resume_from:
         log.info("resuming from %s", resume_from)

@@ -1,4 +1,4 @@
-"""TRL's GRPOTrainer with three speed-ups that leave the training unchanged (the `speedups` config section).
+"""TRL's GRPOTrainer with four speed-ups that leave the training unchanged (the `speedups` config section).
 
 Sampling from the merged adapter. An unmerged LoRA linear layer runs three matrix products (base, A, B) and PEFT's
 Python around them, for each of the ~200 adapted layers, at every generated token. For the length of `generate` we
@@ -20,14 +20,21 @@ forward and backward over them. On the embedded task a third of the groups are l
 generation batch (num_items_in_batch, computed before), so the gradient is the same. Per-token metrics (entropy,
 clip ratios) then describe the completions that were trained on.
 
-The first two are measured with scripts/benchmark.py; the third saves time only in steps with such groups (README,
-Performance).
+A contiguous input for the output layer. At the first step of `generate`, transformers hands the LM head the
+prompt's last position only: a strided view of the hidden states. torch's matmul folds a (batch, 1, hidden) input into
+one matrix product only when that view is contiguous or the weight requires a gradient; a frozen head (LoRA, or
+evaluation) gets neither, and matmul instead copies the whole (vocabulary x hidden) weight once per sequence for a
+batched product: 57 MB per completion for SmolLM2-135M, at every `generate` call. Copying the input (batch x hidden
+numbers) avoids it; the logits are the same.
+
+The first two and the fourth are measured with scripts/benchmark.py (the fourth also with
+scripts/benchmark_generation.py); the third saves time only in steps with such groups (README, Performance).
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 import trl
@@ -47,6 +54,7 @@ class GRPOTrainer(trl.GRPOTrainer):
         merge_lora_for_generation: bool = True,
         score_completions_only: bool = True,
         skip_zero_advantage: bool = True,
+        contiguous_head_input: bool = True,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -57,11 +65,17 @@ class GRPOTrainer(trl.GRPOTrainer):
             "score_completions_only", why_not_score_completions_only()
         )
         self.skip_zero_advantage = skip_zero_advantage and applies("skip_zero_advantage", why_not_skip(self))
+        self.contiguous_head_input = contiguous_head_input and applies(
+            "contiguous_head_input", why_not_contiguous_head(self.accelerator.unwrap_model(self.model))
+        )
 
     def _generate_single_turn(self, *args, **kwargs):
-        if not self.merge_lora_for_generation:
-            return super()._generate_single_turn(*args, **kwargs)
-        with merged_lora(self.accelerator.unwrap_model(self.model)):
+        model = self.accelerator.unwrap_model(self.model)
+        with ExitStack() as speedups:
+            if self.merge_lora_for_generation:
+                speedups.enter_context(merged_lora(model))
+            if self.contiguous_head_input:
+                speedups.enter_context(contiguous_head_input(model))
             return super()._generate_single_turn(*args, **kwargs)
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
@@ -185,6 +199,31 @@ def merged_lora(model: PeftModel):
                 tensor.copy_(original)
         for layer in {id(layer): layer for _, layer in base_weights(model)}.values():
             layer.merged_adapters = []
+
+
+def why_not_contiguous_head(model: torch.nn.Module) -> str | None:
+    """Why `contiguous_head_input` does not apply to this model (None: it does)."""
+    if not isinstance(model.get_output_embeddings(), torch.nn.Module):
+        return f"{type(model).__name__} has no output embeddings module"
+    return None
+
+
+@contextmanager
+def contiguous_head_input(model: torch.nn.Module):
+    """Inside: the model's LM head gets its input contiguous (see the module's docstring for why)."""
+    head = model.get_output_embeddings()
+    handle = head.register_forward_pre_hook(_make_contiguous) if head is not None else None
+    try:
+        yield model
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple | None:
+    if args and isinstance(args[0], torch.Tensor) and not args[0].is_contiguous():
+        return (args[0].contiguous(), *args[1:])
+    return None
 
 
 @contextmanager

@@ -47,6 +47,7 @@ AS_PLAIN_TRL = [
     "speedups.merge_lora_for_generation=false",
     "speedups.score_completions_only=false",
     "speedups.skip_zero_advantage=false",
+    "speedups.contiguous_head_input=false",
 ]
 # The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
 REFERENCE = ["model.dtype=float32", "trainer.bf16=false", "model.gradient_checkpointing=true", *AS_PLAIN_TRL]

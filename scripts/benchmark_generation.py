@@ -5,6 +5,8 @@ embedded SmolLM2-135M-Instruct (bf16 weights, as `model=smollm2-135m` loads them
 (its B matrices made non-zero, as after training):
 - `unmerged`: PEFT's LoRA layers as they are (what TRL does);
 - `merged`: the adapter merged into the base weights for the call (grpo's `speedups.merge_lora_for_generation`);
+- `merged_contiguous_head`: merged, and the LM head given a contiguous input (`speedups.contiguous_head_input`):
+  grpo's default;
 - `merged_compiled` (`--compile`): merged, with a static KV cache and torch.compile (transformers' auto-compile of
   the decoding step); its first calls compile, reported apart as `compile_s`.
 Prints one JSON line: the median seconds per call of each (after one warm-up call) and their ratios to `unmerged`.
@@ -37,11 +39,13 @@ def main() -> None:
     line = {"device": "cpu", "torch_threads": torch.get_num_threads(), "prompt_tokens": inputs.input_ids.shape[1],
             "completions": args.completions, "completion_tokens": args.length}  # fmt: skip
 
-    from grpo.trainer import merged_lora
+    from grpo.trainer import contiguous_head_input, merged_lora
 
     _, line["unmerged_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
     with merged_lora(model):
         _, line["merged_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
+        with contiguous_head_input(model):
+            _, line["merged_contiguous_head_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
         if args.compile:
             from transformers.generation import CompileConfig
 
@@ -52,7 +56,7 @@ def main() -> None:
             line["compile_s"], line["merged_compiled_s"] = timed(
                 lambda: model.generate(**inputs, **compiled), args.calls, warm_up=2
             )
-    for name in ("merged", "merged_compiled"):
+    for name in ("merged", "merged_contiguous_head", "merged_compiled"):
         if f"{name}_s" in line:
             line[f"unmerged_over_{name}"] = round(line["unmerged_s"] / line[f"{name}_s"], 3)
     print(json.dumps(line))

@@ -1,5 +1,5 @@
-"""grpo.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched) and
-completion-only scoring (same log-probabilities and gradients)."""
+"""grpo.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched),
+completion-only scoring (same log-probabilities and gradients) and a contiguous LM head input (same samples)."""
 
 from contextlib import contextmanager
 
@@ -13,7 +13,7 @@ from trl import GRPOConfig
 from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 import grpo.trainer
 from grpo.train import train
-from grpo.trainer import GRPOTrainer, base_weights, merged_lora
+from grpo.trainer import GRPOTrainer, base_weights, contiguous_head_input, merged_lora
 
 
 def lora_model(checkpoint, dtype=torch.float32):
@@ -95,6 +95,39 @@ def test_training_samples_merged_only_where_it_applies(tiny_checkpoint, tmp_path
     full = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "full", steps=1), DIGIT_REWARD, "model.lora=null")
     assert not train(off).merge_lora_for_generation and not train(full).merge_lora_for_generation
     assert len(entered) == 1
+
+
+def test_contiguous_head_input_samples_the_same_and_leaves_no_hook(tiny_checkpoint):
+    model = lora_model(tiny_checkpoint)
+    head = model.get_output_embeddings()
+    prompt = torch.randint(3, 60, (3, 10))
+    settings = dict(max_new_tokens=8, do_sample=False, pad_token_id=2)
+    seen = []
+    strided = model.generate(input_ids=prompt, **settings)
+    with contiguous_head_input(model):
+        recording = head.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+        contiguous = model.generate(input_ids=prompt, **settings)
+        recording.remove()
+    assert torch.equal(contiguous, strided)
+    assert len(seen) == 8 and all(seen)  # the prompt's last position (a strided view) too
+    assert not head._forward_pre_hooks
+
+
+def test_training_generates_with_a_contiguous_head_input(tiny_checkpoint, tmp_path, monkeypatch):
+    entered = []
+
+    @contextmanager
+    def counting(model):
+        entered.append(model)
+        with contiguous_head_input(model):
+            yield model
+
+    monkeypatch.setattr(grpo.trainer, "contiguous_head_input", counting)
+    trainer = train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "on", steps=1), DIGIT_REWARD))
+    assert trainer.contiguous_head_input and len(entered) == 1
+    off = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "off", steps=1), DIGIT_REWARD,
+                         "speedups.contiguous_head_input=false")  # fmt: skip
+    assert not train(off).contiguous_head_input and len(entered) == 1
 
 
 def tiny_trainer(checkpoint, output_dir, **config) -> GRPOTrainer:

@@ -3,7 +3,9 @@ eval.after_training=true` take once they hold a model.
 
 With a LoRA adapter, the base completions come from the same weights with the adapter switched off, and the trained
 completions from the adapter merged into the base weights (restored bit for bit afterwards), which samples like
-training does and is ~25% faster than running the unmerged adapter layers at every token.
+training does and is ~25% faster than running the unmerged adapter layers at every token. Both models generate with a
+contiguous input for the LM head (grpo.trainer.contiguous_head_input), as training samples by default: with frozen
+weights torch otherwise copies the whole head weight for each prompt of a batch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from peft import PeftModel
 from grpo.eval.generate import build_generation_config, generate
 from grpo.eval.metrics import Rewards, compare, problem_records, score
 from grpo.eval.report import summary_markdown, write_report
-from grpo.trainer import merged_lora, why_not_merge_model
+from grpo.trainer import contiguous_head_input, merged_lora, why_not_merge_model
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ def complete_both(cfg: DictConfig, model, tokenizer, prompts: list, trained_mode
     generation = build_generation_config(cfg, model, tokenizer)
 
     def complete(policy, desc: str) -> list:
-        return generate(policy, tokenizer, prompts, generation, cfg.batch_size, desc)
+        with contiguous_head_input(policy):
+            return generate(policy, tokenizer, prompts, generation, cfg.batch_size, desc)
 
     try:
         if trained_model is not None:
