@@ -1,7 +1,9 @@
 """The `trainer` config group is trl.GRPOConfig itself: every field, with the installed TRL's defaults.
 
-We read the fields off the dataclass at start-up instead of copying them into YAML, so a new TRL release's options
-are reachable as `trainer.<field>` the day it is installed, and a typo is refused by Hydra's struct mode.
+We read the fields off the dataclass instead of copying them into YAML, so a new TRL release's options are reachable
+as `trainer.<field>` the day it is installed, and a typo is refused by Hydra's struct mode. Importing TRL takes
+seconds (torch, transformers), so the fields are kept in a small JSON file per installed TRL and transformers version
+(`<cache_root>/trl-fields/`): a mistyped setting is then refused before any of them is imported.
 """
 
 from __future__ import annotations
@@ -9,20 +11,45 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import importlib.metadata
+import json
+import os
 import re
+import tempfile
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
-from trl import GRPOConfig
 
+from grpo.embedded import cache_root
 from grpo.errors import ConfigError
 from grpo.launch import world_size
 
+if TYPE_CHECKING:
+    from trl import GRPOConfig
 
+
+@cache
 def grpo_config_fields() -> dict[str, object]:
-    """Every init field of trl.GRPOConfig with its default, as plain values OmegaConf can hold."""
+    """Every init field of trl.GRPOConfig with its default, as plain values OmegaConf can hold; read from the cache
+    file of the installed TRL and transformers when there is one, else from TRL (and then cached)."""
+    versions = "-".join(f"{name}-{importlib.metadata.version(name)}" for name in ("trl", "transformers"))
+    cached = cache_root() / "trl-fields" / f"{versions}.json"
+    try:
+        return json.loads(cached.read_text())
+    except (OSError, ValueError):
+        pass
+    fields = _read_grpo_config_fields()
+    _write_atomically(cached, fields)
+    return fields
+
+
+def _read_grpo_config_fields() -> dict[str, object]:
+    from trl import GRPOConfig
+
     defaults = {}
     for field in dataclasses.fields(GRPOConfig):
         if not field.init:
@@ -35,6 +62,19 @@ def grpo_config_fields() -> dict[str, object]:
             value = None
         defaults[field.name] = value.value if isinstance(value, enum.Enum) else value
     return defaults
+
+
+def _write_atomically(path: Path, fields: dict[str, object]) -> None:
+    # Several processes (accelerate launch) may start at once: each writes its own file and renames it into place.
+    # A cache that cannot be written (read-only home) only costs the next run the TRL import.
+    try:
+        text = json.dumps(fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as file:
+            file.write(text)
+        os.replace(file.name, path)
+    except (OSError, TypeError, ValueError):
+        pass
 
 
 def register_trl_defaults() -> None:
@@ -99,6 +139,8 @@ def build_grpo_config(cfg: DictConfig, reward_weights: list[float], eval_every: 
     # Without an accelerator, Trainer refuses TRL's default bf16 unless told it runs on the CPU; say so for the user,
     # since bf16 autocast is also the faster choice on CPUs with bf16 instructions.
     kwargs["use_cpu"] = kwargs["use_cpu"] or not has_accelerator()
+    from trl import GRPOConfig
+
     try:
         return GRPOConfig(**kwargs)
     except (ValueError, TypeError) as error:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import platform
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +19,10 @@ PACKAGES = ("grpo", "torch", "transformers", "trl", "peft", "datasets", "acceler
 # GRPOConfig fields that carry credentials. They would end up in resolved_config.yaml and, pickled, in every
 # checkpoint's training_args.bin; the libraries read them from the environment or a login instead.
 SECRET_FIELDS = {"hub_token": "HF_TOKEN (or `hf auth login`)", "trackio_token": "the Trackio login"}
+# What a failed run leaves in its dir (read by the sweep report): the error message, or the traceback of a crash.
+FAILURE_FILE = "error.txt"
+
+log = logging.getLogger(__name__)
 
 
 def refuse_secrets(trainer: DictConfig) -> None:
@@ -74,3 +80,12 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("-dirty" if dirty else "")
+
+
+def record_failure(run_dir: Path, error: Exception) -> None:
+    """`<run dir>/error.txt`: the message of a config error, the traceback of anything else."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = f"error: {error}\n" if isinstance(error, ConfigError) else "".join(traceback.format_exception(error))
+    (run_dir / FAILURE_FILE).write_text(text)
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    log.error("job failed (%s): %s", run_dir / FAILURE_FILE, reason)

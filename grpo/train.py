@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
@@ -29,24 +28,19 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from transformers import set_seed
 
+# Only modules that load in well under a second here: every check runs before torch, TRL, PEFT or datasets are
+# imported (seconds), so that a mistake is reported at once. The modules that need them are imported in `train`.
 from grpo.arguments import is_whole_number
-from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
-from grpo.config import build_grpo_config, check_trainer_overrides, register_trl_defaults
-from grpo.data import build_dataset
+from grpo.config import check_generation_batch, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
-from grpo.eval.compare import compare_models
-from grpo.evaluate import check_eval, check_rewards, describe
+from grpo.evaluate import check_eval, check_rewards
 from grpo.launch import check_shared_run_dir, is_rank_zero
-from grpo.model import build_lora, load_model, resolve_checkpoint
 from grpo.resume import changes_on_resume, find_checkpoint, register_run_dir_resolver
-from grpo.reward_setup import build_rewards, check_reward_columns
-from grpo.run_record import refuse_secrets, write_run_record
-from grpo.sweep.collect import FAILURE_FILE
+from grpo.reward_setup import build_rewards
+from grpo.run_record import record_failure, refuse_secrets, write_run_record
 from grpo.sweep.jobs import check_sweep
 from grpo.sweep.objective import check_objective, final_metric
-from grpo.trainer import GRPOTrainer
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +56,27 @@ def train(cfg: DictConfig):
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_rank_zero():
         write_run_record(cfg, run_dir, resumed={"from": resume_from, "changes": changes} if resume_from else None)
-    set_seed(cfg.seed)
+    rewards = check_settings(cfg)
 
-    check_training_eval(cfg.eval)
-    rewards = build_rewards(cfg.reward)
-    check_objective(cfg.objective, rewards)
+    from transformers import set_seed
+
+    from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
+    from grpo.config import build_grpo_config
+    from grpo.data import build_dataset
+    from grpo.model import build_lora, load_model, resolve_checkpoint
+    from grpo.reward_setup import check_reward_columns
+    from grpo.trainer import GRPOTrainer
+
+    set_seed(cfg.seed)
     args = build_grpo_config(
         cfg.trainer, reward_weights=[weight for _, weight in rewards.values()], eval_every=cfg.eval.every_n_steps
     )
     lora = build_lora(cfg.model.lora)
     dataset = build_dataset(cfg.dataset)
     eval_dataset = build_held_out(cfg.dataset, cfg.eval) if cfg.eval.every_n_steps else None
-    held_out = held_out_for_final_eval(cfg, rewards, eval_dataset)
+    held_out = None
+    if cfg.eval.after_training:
+        held_out = eval_dataset if eval_dataset is not None else build_held_out(cfg.dataset, cfg.eval)
     check_reward_columns(rewards, set(dataset.column_names))
     log.info("dataset: %d prompts, e.g. %s", len(dataset), dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
@@ -119,6 +122,10 @@ def train(cfg: DictConfig):
 
 def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, checkpoint: str, run_dir: Path) -> dict:
     """Base vs trained, greedy, on the held-out problems: the report goes to `<run>/eval/`, the table to the log."""
+    from grpo.eval.compare import compare_models
+    from grpo.evaluate import describe
+    from grpo.model import load_model
+
     settings = after_training_settings(cfg)
     setup = describe(
         OmegaConf.create({"model": cfg.model, "dataset": eval_split(cfg.dataset, cfg.eval), "eval": settings}),
@@ -132,14 +139,18 @@ def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, c
     )
 
 
-def held_out_for_final_eval(cfg: DictConfig, rewards: dict, eval_dataset):
-    """The held-out rows `eval.after_training` compares base and trained on (None when off), checked now, before the
-    model loads: the split exists and the rewards that give accuracy and format rate are configured."""
-    if not cfg.eval.after_training:
-        return None
-    check_rewards(rewards)
-    check_eval(after_training_settings(cfg))
-    return eval_dataset if eval_dataset is not None else build_held_out(cfg.dataset, cfg.eval)
+def check_settings(cfg: DictConfig) -> dict:
+    """The checks that need neither torch, TRL nor datasets, so a mistake in them is reported within a second or two:
+    `eval` keys, every reward and its arguments, the objective, the generation batch, and what `eval.after_training`
+    needs (rewards that give accuracy and format rate). Returns the built rewards."""
+    check_training_eval(cfg.eval)
+    rewards = build_rewards(cfg.reward)
+    check_objective(cfg.objective, rewards)
+    check_generation_batch(OmegaConf.to_container(cfg.trainer, resolve=True))
+    if cfg.eval.after_training:
+        check_rewards(rewards)
+        check_eval(after_training_settings(cfg))
+    return rewards
 
 
 def after_training_settings(cfg: DictConfig) -> DictConfig:
@@ -166,6 +177,8 @@ def check_training_eval(cfg: DictConfig) -> None:
 
 def build_held_out(dataset: DictConfig, cfg: DictConfig):
     """The held-out rows; an error names the `eval` keys that chose them as well as the dataset's own."""
+    from grpo.data import build_dataset
+
     try:
         return build_dataset(eval_split(dataset, cfg))
     except ConfigError as error:
@@ -243,15 +256,6 @@ def _hydra_main(cfg: DictConfig) -> float:
         record_failure(Path(cfg.trainer.output_dir), error)
         raise
     return final_metric(trainer.state.log_history, cfg.objective)  # what a sweeper (Optuna) optimises
-
-
-def record_failure(run_dir: Path, error: Exception) -> None:
-    """`<run dir>/error.txt`: the message of a config error, the traceback of anything else."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    text = f"error: {error}\n" if isinstance(error, ConfigError) else "".join(traceback.format_exception(error))
-    (run_dir / FAILURE_FILE).write_text(text)
-    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    log.error("job failed (%s): %s", run_dir / FAILURE_FILE, reason)
 
 
 def main() -> None:

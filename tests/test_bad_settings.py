@@ -4,6 +4,7 @@ past the checks fails the test instead of loading a model."""
 
 import pytest
 
+import grpo.model
 import grpo.train
 from conftest import compose_config, tiny_overrides
 from grpo.errors import ConfigError
@@ -61,7 +62,7 @@ def test_a_bad_setting_is_refused_before_weights_load(overrides, message, tiny_c
     def tripwire(*args, **kwargs):
         raise AssertionError(f"weights were loaded although {overrides} should have been refused")
 
-    monkeypatch.setattr(grpo.train, "load_model", tripwire)
+    monkeypatch.setattr(grpo.model, "load_model", tripwire)
     tiny = tiny_overrides(tiny_checkpoint, tmp_path / "run")
     if any(override.startswith("dataset=") for override in overrides):  # another dataset: not the tiny one's keys
         tiny = [override for override in tiny if not override.startswith("dataset")]

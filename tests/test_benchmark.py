@@ -39,3 +39,15 @@ def test_generation_benchmark_times_merged_and_unmerged_sampling(tmp_path):
     assert done.returncode == 0, done.stderr[-5000:]
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert line["unmerged_s"] > 0 and line["merged_s"] > 0 and line["unmerged_over_merged"] > 0
+    assert line["merged_contiguous_head_s"] > 0 and line["unmerged_over_merged_contiguous_head"] > 0
+
+
+def test_evaluation_benchmark_times_both_models_with_and_without_the_contiguous_head_input():
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_eval.py"), "--problems", "3", "--batch-sizes", "2",
+               "--max-new-tokens", "4"]  # fmt: skip
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=offline)
+    assert done.returncode == 0, done.stderr[-5000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["problems"] == 3 and line["batch_2_s"] > 0 and line["batch_2_strided_head_s"] > 0
+    assert line["batch_2_strided_head_over_default"] > 0

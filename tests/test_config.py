@@ -169,3 +169,57 @@ def test_a_reward_needing_a_column_the_dataset_lacks_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"reward.accuracy needs the dataset column\(s\) \['answer'\]"):
         check_reward_columns(rewards, set(build_dataset(cfg.dataset).column_names))
     check_reward_columns(rewards, {"prompt", "answer"})
+
+
+HEAVY_MODULES = ("torch", "transformers", "trl", "peft", "datasets")
+# Runs grpo.train's entry point as `python -m grpo.train ARGS` does, then names the heavy modules it imported.
+ENTRY_POINT = """
+import runpy, sys
+sys.argv = ["grpo.train", *sys.argv[1:]]
+try:
+    runpy.run_module("grpo.train", run_name="__main__")
+except SystemExit as stop:
+    print(stop, file=sys.stderr)
+print("imported:", *[name for name in {heavy} if name in sys.modules])
+""".format(heavy=HEAVY_MODULES)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["trainer.lr=1"], "trainer.lr: trl.GRPOConfig has no such field"),
+        (["eval.examples=0"], "eval.examples=0"),
+        (["reward.accuracy.weight=nan"], "reward.accuracy.weight=nan"),
+        (["+reward.length={weight: 1, fn: {_target_: grpo.rewards.length_reward, unit: bytes}}"], "reward.length"),
+        (["trainer.num_generations=3", "trainer.per_device_train_batch_size=4"], "not divisible"),
+        (["objective=rewards/nothing/mean"], "objective"),
+    ],
+)
+def test_config_errors_come_before_torch_trl_and_datasets_are_imported(overrides, message, tmp_path, monkeypatch):
+    # Importing those takes seconds; the checks do not need them, so a mistake is reported at once.
+    import grpo.config
+
+    monkeypatch.setenv("GRPO_CACHE", str(tmp_path / "cache"))
+    grpo.config.grpo_config_fields.cache_clear()
+    grpo.config.grpo_config_fields()  # what the first run on a machine writes: TRL's fields, cached
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_POINT, *overrides, f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert message in result.stderr
+    assert result.stdout.strip() == "imported:"
+
+
+def test_cached_trainer_fields_are_trls_own(tmp_path, monkeypatch):
+    import grpo.config
+
+    monkeypatch.setenv("GRPO_CACHE", str(tmp_path))
+    grpo.config.grpo_config_fields.cache_clear()
+    fresh = grpo.config.grpo_config_fields()
+    (cached,) = (tmp_path / "trl-fields").glob("trl-*-transformers-*.json")
+    grpo.config.grpo_config_fields.cache_clear()
+    assert grpo.config.grpo_config_fields() == fresh == grpo.config._read_grpo_config_fields()
+    assert fresh["num_generations"] == GRPOConfig.num_generations and "beta" in fresh
+    cached.write_text("{not json")  # a damaged cache file is read from TRL again and rewritten
+    grpo.config.grpo_config_fields.cache_clear()
+    assert grpo.config.grpo_config_fields() == fresh and cached.read_text().startswith("{")

@@ -122,7 +122,12 @@ def test_run_config_is_used_unless_the_command_line_says_otherwise(tiny_run):
     assert cfg.dataset.prompt.system == training.dataset.prompt.system and cfg.dataset.prompt.examples == []
     assert (cfg.dataset.split, cfg.dataset.limit) == ("test", 3)
     assert list(cfg.reward) == ["accuracy", "digits"] and cfg.reward.digits.weight == 1.0
-    assert cfg.eval.max_new_tokens == training.dataset.max_completion_length  # training's completion budget
+    assert cfg.eval.max_new_tokens == training.trainer.max_completion_length  # training's completion budget
+    # ... also where training set it as trainer.max_completion_length, not through the dataset preset
+    set_in_trainer = OmegaConf.merge(training, {"trainer": {"max_completion_length": 7}})
+    assert match_training(compose_eval(*overrides), set_in_trainer, overrides).eval.max_new_tokens == 7
+    given = [*overrides, "eval.max_new_tokens=5"]
+    assert match_training(compose_eval(*given), set_in_trainer, given).eval.max_new_tokens == 5
 
     # Naming training's own preset keeps training's values; naming another model or task switches to its preset.
     same = ["dataset=arithmetic", "dataset.prompt.examples=[]", f"eval.run={tiny_run}"]

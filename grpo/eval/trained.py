@@ -63,6 +63,8 @@ def match_training(cfg: DictConfig, training: DictConfig | None, overrides: Sequ
     training's group. A preset named there (`dataset=gsm8k`) replaces training's group only when it is another model,
     task or reward set than training's: naming training's own preset keeps training's exact values, which may differ
     from the preset's current YAML. `dataset.split` and `dataset.limit` always keep the evaluation's values.
+    `eval.max_new_tokens` is training's completion budget (`trainer.max_completion_length`, however it was set)
+    unless the command line gives it.
     """
     if training is None:
         return cfg
@@ -80,6 +82,9 @@ def match_training(cfg: DictConfig, training: DictConfig | None, overrides: Sequ
             for key in (key for key in keys if key.split(".", 1)[0] == group):
                 _copy_key(cfg, section, key)
             matched[group] = section
+        budget = OmegaConf.select(training, "trainer.max_completion_length")
+        if budget is not None and "eval.max_new_tokens" not in picked:
+            matched.eval.max_new_tokens = budget
     return matched
 
 

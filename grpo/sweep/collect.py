@@ -18,11 +18,10 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from grpo.resume import latest_checkpoint
+from grpo.run_record import FAILURE_FILE
 from grpo.sweep.jobs import BASIC_SWEEPER, grid_jobs, swept_keys
 
 FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
-# What a failed job leaves in its dir (grpo.train): the error message, or the traceback of a crash.
-FAILURE_FILE = "error.txt"
 
 
 @dataclass
