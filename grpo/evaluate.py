@@ -28,6 +28,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from grpo.arguments import is_whole_number
 from grpo.errors import ConfigError
 from grpo.eval.trained import find_weights, is_adapter, load_training_config, match_training
 
@@ -76,13 +77,15 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
 def check_eval(cfg: DictConfig) -> None:
     """Refuse `eval` values that cannot work, before any model loads."""
     for key in ("batch_size", "max_new_tokens"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
+        if not is_whole_number(cfg[key], at_least=1):
             raise ConfigError(f"eval.{key}={cfg[key]}: must be a positive integer.")
-    if cfg.limit is not None and (not isinstance(cfg.limit, int) or cfg.limit < 1):
+    if cfg.limit is not None and not is_whole_number(cfg.limit, at_least=1):
         raise ConfigError(f"eval.limit={cfg.limit}: the number of problems to evaluate (positive), or null for all.")
-    if cfg.do_sample and not cfg.temperature > 0:
+    if not isinstance(cfg.do_sample, bool):
+        raise ConfigError(f"eval.do_sample={cfg.do_sample}: true (sample) or false (greedy).")
+    if cfg.do_sample and not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
         raise ConfigError(f"eval.temperature={cfg.temperature}: sampling needs a positive temperature.")
-    if not isinstance(cfg.examples, int) or cfg.examples < 0:
+    if not is_whole_number(cfg.examples, at_least=0):
         raise ConfigError(f"eval.examples={cfg.examples}: problems per section of examples.html, 0 or more.")
 
 
