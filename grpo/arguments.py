@@ -61,6 +61,12 @@ def check_call(key: str, cfg: DictConfig, supplied: frozenset[str] = frozenset()
     _run_own_check(key, target, parameters, given)
 
 
+def takes_argument(key: str, cfg: DictConfig, name: str) -> bool:
+    """Whether `cfg._target_` has an argument `name` (True when its signature cannot be read)."""
+    parameters = _parameters(_locate(key, cfg.get("_target_")))
+    return parameters is None or name in parameters
+
+
 def _locate(key: str, target: object) -> Callable:
     if not isinstance(target, str):
         raise ConfigError(f"{key}._target_: the import path of a function or class, e.g. grpo.rewards.format_reward.")

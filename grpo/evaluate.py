@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from grpo.arguments import is_whole_number
 from grpo.errors import ConfigError
 from grpo.eval.trained import find_weights, is_adapter, load_training_config, match_training
+from grpo.reward_setup import build_rewards
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     training = load_training_config(weights)
     cfg = match_training(cfg, training, overrides)
     check_eval(cfg.eval)
+    rewards = build_rewards(cfg.reward)
+    check_rewards(rewards)
     log.info("trained weights: %s (model, dataset, reward: %s)", weights, "its run's" if training else "as configured")
 
     # Heavy imports here, not at module level: config errors are reported before torch loads.
@@ -54,16 +57,15 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     from grpo.data import build_dataset
     from grpo.eval.compare import compare_models
     from grpo.model import load_model, resolve_checkpoint
-    from grpo.reward_setup import build_rewards
+    from grpo.reward_setup import check_reward_columns
 
     out_dir = Path(cfg.eval.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     set_seed(cfg.seed)
 
-    rewards = build_rewards(cfg.reward)
-    check_rewards(rewards)
     dataset = build_dataset(cfg.dataset)
+    check_reward_columns(rewards, set(dataset.column_names))
     log.info("dataset: %d %s problems, e.g. %s", len(dataset), cfg.dataset.split, dataset[0]["prompt"][-1]["content"])
     checkpoint = resolve_checkpoint(cfg.model)
 

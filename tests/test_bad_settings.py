@@ -38,6 +38,8 @@ ROWS = [
     (["dataset.min_operand=30"], "dataset.min_operand"),
     (["dataset.num_operations=0"], "dataset.num_operations"),
     (["dataset.operators=[/]"], "dataset.operators"),
+    (["+dataset.max_operant=50"], "dataset.max_operant: grpo.data.arithmetic.load_arithmetic has no argument"),
+    (["dataset.size=many"], "dataset.size='many'"),
     (["dataset.heldout_fraction=1.5"], "dataset.heldout_fraction"),
     # trainer: groups and batches
     (["trainer.num_generations=3", "trainer.per_device_train_batch_size=4"], "not divisible by trainer.num_gen"),

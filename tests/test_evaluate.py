@@ -199,6 +199,7 @@ def test_greedy_by_default_and_sampling_like_training(tiny_checkpoint):
         (["eval.do_sample=yes"], "eval.do_sample=yes: true (sample) or false (greedy)"),
         (["eval.do_sample=true", "eval.temperature=0"], "eval.temperature=0"),
         (["reward.format=null"], "reward.format: the evaluation reports"),
+        (["dataset=instructions", "dataset.limit=null"], "has no splits (prompts without gold answers"),
     ],
 )
 def test_bad_input_is_refused_before_the_model_loads(overrides, message, tiny_run, tmp_path):

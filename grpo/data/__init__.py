@@ -7,7 +7,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from grpo.arguments import is_whole_number
+from grpo.arguments import check_call, is_whole_number, takes_argument
 from grpo.data.prompts import to_chat
 from grpo.errors import ConfigError
 
@@ -25,9 +25,16 @@ def build_dataset(cfg: DictConfig) -> Dataset:
             f"dataset.limit={cfg.limit!r} (mode.train_examples, or eval.examples for held-out rows): "
             "the number of rows to use (1 or more), or null for all."
         )
-    loader = {key: value for key, value in cfg.items() if key not in NON_LOADER_KEYS}
+    loader = OmegaConf.create({key: value for key, value in cfg.items() if key not in NON_LOADER_KEYS})
+    if "split" in loader and not takes_argument("dataset", loader, "split"):
+        raise ConfigError(
+            f"dataset.split={loader.split}: {cfg._target_} has no splits (prompts without gold answers, none held "
+            "out), so there is nothing to evaluate on; use a dataset with a held-out split (dataset=arithmetic, "
+            "dataset=gsm8k)."
+        )
+    check_call("dataset", loader)  # a misspelt loader argument is named here, not in instantiate's traceback
     try:
-        rows = instantiate(OmegaConf.create(loader), _convert_="all")
+        rows = instantiate(loader, _convert_="all")
     except InstantiationException as error:
         if isinstance(error.__cause__, ConfigError):  # the loader's own message names the key and the fix
             raise error.__cause__ from None
