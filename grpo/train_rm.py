@@ -1,0 +1,254 @@
+"""Train a learned reward model, an outcome verifier, from the policy's own answers with trl.RewardTrainer.
+
+As in Cobbe et al. 2021 (GSM8K's verifiers): the policy answers training problems several times, the rule-based
+rewards of the `reward` group label every answer (their weighted total: correct and well-formed above wrong or
+malformed), and each problem's answers become chosen/rejected pairs. A sequence-classification model with one output
+(the policy's own backbone by default) learns to rank them (Bradley-Terry loss). The folder it writes is what
+`reward=verifier reward.reward_model.fn.model=<run>/reward_model` trains a policy with.
+
+    sample (policy, train split) -> label (reward group) -> pairs.jsonl -> RewardTrainer -> reward_model/
+    -> held-out pairwise accuracy (rm_eval.json)
+
+    python -m grpo.train_rm                                     # embedded model and arithmetic task, offline
+    python -m grpo.train_rm rm.pairs=pairs.jsonl                # your own {"prompt", "chosen", "rejected"} lines
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from grpo.arguments import is_whole_number
+from grpo.errors import ConfigError
+from grpo.reward_setup import build_rewards
+
+log = logging.getLogger(__name__)
+
+PAIR_FIELDS = ("prompt", "chosen", "rejected")
+PAIRS_FILE, EVAL_FILE, MODEL_DIR = "pairs.jsonl", "rm_eval.json", "reward_model"
+
+
+def train_reward_model(cfg: DictConfig) -> dict:
+    """Sample and label pairs (or read `rm.pairs`), train the reward model, save it and measure it on held-out pairs;
+    returns rm_eval.json's content."""
+    check_rm(cfg.rm)
+    run_dir = Path(cfg.trainer.output_dir)
+    rewards = None if cfg.rm.pairs else build_rewards(cfg.reward)
+    pairs = read_pairs(cfg.rm.pairs) if cfg.rm.pairs else None
+
+    from transformers import set_seed
+
+    from grpo.model import build_lora, resolve_checkpoint
+
+    args = reward_config(cfg.trainer)
+    build_lora(cfg.model.lora)  # a bad `model.lora` is refused now, not after sampling
+    set_seed(cfg.seed)
+    checkpoint = resolve_checkpoint(cfg.model)
+    if pairs is None:
+        pairs = sample_pairs(cfg, checkpoint, rewards)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(run_dir / PAIRS_FILE, pairs)
+    train_pairs, held_out = split_by_prompt(pairs, cfg.rm.heldout_fraction, cfg.seed)
+    log.info("pairs: %d to train on, %d held out (%s)", len(train_pairs), len(held_out), run_dir / PAIRS_FILE)
+
+    folder = fit(cfg, args, checkpoint, train_pairs, held_out, run_dir)
+    result = {"model": str(folder), "train_pairs": len(train_pairs), **pairwise_accuracy(folder, held_out, cfg)}
+    (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    log.info(
+        "held-out pairwise accuracy %.3f (%d pairs, mean margin %.3f). Train a policy with it:\n"
+        "  python -m grpo.train model=smollm2-135m dataset=arithmetic mode=quickstart reward=verifier "
+        "reward.reward_model.fn.model=%s",
+        result["heldout_accuracy"], result["heldout_pairs"], result["heldout_margin"], folder,
+    )
+    return result
+
+
+def check_rm(cfg: DictConfig) -> None:
+    """Refuse `rm` values that cannot work, before anything loads."""
+    for key, at_least in (("prompts", 1), ("samples_per_prompt", 2), ("max_pairs_per_prompt", 1), ("batch_size", 1)):
+        if not is_whole_number(cfg[key], at_least=at_least):
+            raise ConfigError(f"rm.{key}={cfg[key]!r}: must be a whole number, at least {at_least}.")
+    if not (isinstance(cfg.heldout_fraction, float) and 0 < cfg.heldout_fraction < 1):
+        raise ConfigError(f"rm.heldout_fraction={cfg.heldout_fraction!r}: a share of the prompts, between 0 and 1.")
+    if not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
+        raise ConfigError(f"rm.temperature={cfg.temperature!r}: sampling needs a positive temperature.")
+    if cfg.pairs is not None and not Path(cfg.pairs).is_file():
+        raise ConfigError(f"rm.pairs={cfg.pairs}: no such file (JSON lines of {list(PAIR_FIELDS)}).")
+
+
+def read_pairs(path: str) -> list[dict]:
+    """`{prompt, chosen, rejected}` rows (strings) from a JSON-lines file; an error names the line."""
+    from grpo.data.jsonl import read_jsonl
+
+    rows = read_jsonl(path, key="rm.pairs", required=PAIR_FIELDS, check=_pair_problem)
+    return [{field: row[field] for field in PAIR_FIELDS} for row in rows]
+
+
+def _pair_problem(row: dict) -> str | None:
+    empty = [field for field in PAIR_FIELDS if not isinstance(row[field], str) or not row[field].strip()]
+    return f"has no text in '{empty[0]}'" if empty else None
+
+
+def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> list[dict]:
+    """The policy answers `rm.prompts` training problems `rm.samples_per_prompt` times; each problem's answers,
+    ranked by the rewards' weighted total, give up to `rm.max_pairs_per_prompt` (better, worse) pairs."""
+    from grpo.data import build_dataset
+    from grpo.eval.generate import build_generation_config, generate
+    from grpo.eval.metrics import score
+    from grpo.model import load_model
+    from grpo.reward_setup import check_reward_columns
+    from grpo.trainer import contiguous_head_input
+
+    dataset = build_dataset(cfg.dataset)
+    check_reward_columns(rewards, set(dataset.column_names))
+    repeated = dataset.select([i for i in range(len(dataset)) for _ in range(cfg.rm.samples_per_prompt)])
+    policy, tokenizer = load_model(cfg.model, checkpoint)
+    sampling = OmegaConf.create(
+        {"do_sample": True, "temperature": cfg.rm.temperature, "max_new_tokens": cfg.rm.max_new_tokens}
+    )
+    with contiguous_head_input(policy.eval()):
+        completions = generate(
+            policy, tokenizer, list(repeated["prompt"]), build_generation_config(sampling, policy, tokenizer),
+            cfg.rm.batch_size, "sampling",
+        )
+    scored = score(repeated, completions, rewards)
+    rng = random.Random(cfg.seed)
+    pairs = []
+    for start in range(0, len(scored), cfg.rm.samples_per_prompt):
+        answers = scored[start : start + cfg.rm.samples_per_prompt]
+        question = repeated[start]["prompt"][-1]["content"]
+        pairs += pairs_of(question, answers, cfg.rm.max_pairs_per_prompt, rng)
+    if not pairs:
+        raise ConfigError(
+            "rm: no problem had a better and a worse answer among its samples, so there is nothing to rank; raise "
+            "rm.samples_per_prompt or rm.temperature, or give pairs with rm.pairs=FILE."
+        )
+    return pairs
+
+
+def pairs_of(question: str, answers: Sequence[dict], limit: int, rng: random.Random) -> list[dict]:
+    """Up to `limit` (chosen, rejected) pairs of distinct answers where the chosen one earned the higher reward."""
+    unique = {answer["completion"]: answer["reward"] for answer in answers}
+    ranked = [(chosen, rejected) for chosen, high in unique.items() for rejected, low in unique.items() if high > low]
+    rng.shuffle(ranked)
+    return [{"prompt": question, "chosen": chosen, "rejected": rejected} for chosen, rejected in ranked[:limit]]
+
+
+def split_by_prompt(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Held-out pairs come from prompts the reward model never trains on, so their accuracy measures ranking
+    unseen problems, not remembering seen answers."""
+    prompts = sorted({pair["prompt"] for pair in pairs})
+    random.Random(seed).shuffle(prompts)
+    held = set(prompts[: max(1, round(len(prompts) * fraction))]) if len(prompts) > 1 else set()
+    return [p for p in pairs if p["prompt"] not in held], [p for p in pairs if p["prompt"] in held]
+
+
+def reward_config(cfg: DictConfig):
+    """trl.RewardConfig from `trainer` (any of its fields, `+trainer.<field>=` for those the YAML does not list)."""
+    from trl import RewardConfig
+
+    from grpo.config import has_accelerator
+
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    settings.setdefault("use_cpu", not has_accelerator())  # as grpo.train: TRL's bf16 default needs it on a CPU
+    settings.setdefault("eval_strategy", "steps")
+    try:
+        return RewardConfig(**settings)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"trainer: {str(error).splitlines()[0]} (trl.RewardConfig's fields)") from None
+
+
+def fit(
+    cfg: DictConfig, args, checkpoint: str, train_pairs: list[dict], held_out: list[dict], run_dir: Path
+) -> Path:
+    """RewardTrainer on the pairs (as user/assistant chats, the verifier preset's `input_format: chat`); the trained
+    model, LoRA merged in, with its tokenizer, in `<run>/reward_model/`."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardTrainer
+
+    from grpo.model import DTYPES, build_lora
+
+    if not train_pairs:
+        raise ConfigError(f"rm.heldout_fraction={cfg.rm.heldout_fraction}: it left no pairs to train on.")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint, num_labels=1, dtype=DTYPES[cfg.rm.dtype], trust_remote_code=cfg.model.trust_remote_code
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    lora = build_lora(cfg.model.lora)
+    if lora is not None:
+        lora.task_type = "SEQ_CLS"  # PEFT then trains the new score head in full, beside the adapter
+    if not held_out:
+        args.eval_strategy = "no"
+    trainer = RewardTrainer(
+        model=model, args=args, processing_class=tokenizer, peft_config=lora,
+        train_dataset=Dataset.from_list([as_chats(pair) for pair in train_pairs]),
+        eval_dataset=Dataset.from_list([as_chats(pair) for pair in held_out]) if held_out else None,
+    )
+    trainer.train()
+    trained = trainer.model.merge_and_unload() if lora is not None else trainer.model
+    folder = run_dir / MODEL_DIR
+    trained.to(torch.float32).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def as_chats(pair: dict) -> dict:
+    question = {"role": "user", "content": pair["prompt"]}
+    return {
+        "chosen": [question, {"role": "assistant", "content": pair["chosen"]}],
+        "rejected": [question, {"role": "assistant", "content": pair["rejected"]}],
+    }
+
+
+def pairwise_accuracy(folder: Path, pairs: list[dict], cfg: DictConfig) -> dict:
+    """How often the saved model, loaded as `reward=verifier` loads it, scores the chosen answer above the rejected."""
+    from grpo.rewards import RewardModelReward
+
+    if not pairs:
+        return {"heldout_pairs": 0, "heldout_accuracy": float("nan"), "heldout_margin": float("nan")}
+    verifier = RewardModelReward(
+        model=str(folder), input_format="chat", normalize="none", batch_size=cfg.rm.batch_size,
+        max_length=cfg.trainer.max_length or 512,
+    )
+    chosen = verifier.score([(pair["prompt"], pair["chosen"]) for pair in pairs])
+    rejected = verifier.score([(pair["prompt"], pair["rejected"]) for pair in pairs])
+    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    return {
+        "heldout_pairs": len(pairs),
+        "heldout_accuracy": sum(margin > 0 for margin in margins) / len(margins),
+        "heldout_margin": sum(margins) / len(margins),
+    }
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="train_rm")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        train_reward_model(cfg)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""grpo.train_rm: the tiny model samples, the rules label, RewardTrainer trains a reward model that grpo.train then
+loads as `reward=verifier`; a reward model trained on pairs ranks held-out pairs better than chance."""
+
+import json
+import math
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
+from grpo.errors import ConfigError
+from grpo.reward_setup import build_rewards
+from grpo.train import train
+from grpo.train_rm import pairs_of, split_by_prompt, train_reward_model
+
+
+def compose_rm(*overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
+        return compose(config_name="train_rm", overrides=list(overrides))
+
+
+def tiny_rm(checkpoint: Path, output_dir: Path, *overrides: str) -> list[str]:
+    """Tiny backbone, a few prompts, short answers, a few steps: seconds on a CPU."""
+    return [
+        f"model.id={checkpoint}", "model.gguf=null", "model.lora.target_modules=[q_proj,v_proj]",
+        "dataset.size=20", "dataset.max_completion_length=8", "rm.prompts=12", "rm.samples_per_prompt=4",
+        "rm.batch_size=16", "trainer.per_device_train_batch_size=4", "trainer.logging_steps=1", "trainer.eval_steps=2",
+        "+trainer.bf16=false", f"trainer.output_dir={output_dir}", "logger=tensorboard", *overrides,
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_verifier(tiny_checkpoint, tmp_path_factory) -> Path:
+    """A reward model trained from the tiny policy's own samples, labelled by a reward that varies on random text."""
+    run_dir = tmp_path_factory.mktemp("rm-run")
+    cfg = compose_rm(*tiny_rm(tiny_checkpoint, run_dir, DIGIT_REWARD))
+    result = train_reward_model(cfg)
+    assert result["train_pairs"] > 0 and result["heldout_pairs"] > 0
+    return run_dir
+
+
+def test_sampled_pairs_train_a_reward_model_that_is_saved_with_its_accuracy(tiny_verifier):
+    pairs = [json.loads(line) for line in (tiny_verifier / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(set(pair) == {"prompt", "chosen", "rejected"} for pair in pairs)
+    assert all(pair["chosen"] != pair["rejected"] for pair in pairs)
+    assert all(pair["prompt"].startswith("What is") for pair in pairs)  # the question, not the few-shot turns
+    result = json.loads((tiny_verifier / "rm_eval.json").read_text())
+    assert 0.0 <= result["heldout_accuracy"] <= 1.0 and math.isfinite(result["heldout_margin"])
+    folder = tiny_verifier / "reward_model"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"] and len(config["id2label"]) == 1
+    assert not (folder / "adapter_config.json").exists()  # LoRA merged in: a plain model any loader reads
+    assert (folder / "tokenizer_config.json").is_file()
+    assert list(tiny_verifier.glob("**/events.out.tfevents.*")), "TensorBoard curves (accuracy, margin)"
+
+
+def test_the_trained_reward_model_drives_a_grpo_run_as_reward_verifier(tiny_verifier, tiny_checkpoint, tmp_path):
+    folder = tiny_verifier / "reward_model"
+    overrides = [
+        *tiny_overrides(tiny_checkpoint, tmp_path), "reward=verifier", f"reward.reward_model.fn.model={folder}",
+        "reward.reward_model.fn.batch_size=2",
+    ]
+    rewards = build_rewards(compose_config(*overrides).reward)
+    function, weight = rewards["reward_model"]
+    scores = function(prompts=[[{"role": "user", "content": "What is 1 + 2?"}]] * 2,
+                      completions=[[{"role": "assistant", "content": t}] for t in ("3", "<answer>3</answer>")])
+    assert weight == 1.0 and all(0.0 < score < 1.0 for score in scores) and scores[0] != scores[1]
+    assert rewards["accuracy"][1] == 0.0  # logged and evaluated, never paid
+    trainer = train(compose_config(*overrides))
+    assert any("rewards/reward_model/mean" in entry for entry in trainer.state.log_history)
+
+
+def test_a_reward_model_trained_on_pairs_ranks_held_out_pairs_better_than_chance(tiny_checkpoint, tmp_path):
+    # The chosen answer says "yes", the rejected one "no": a pattern a tiny model learns in a few dozen steps.
+    rng = random.Random(0)
+    lines = []
+    for index in range(60):
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        lines.append({"prompt": f"What is {a} + {b}? ({index})", "chosen": f"{a + b} yes", "rejected": f"{a + b} no"})
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    cfg = compose_rm(*tiny_rm(
+        tiny_checkpoint, tmp_path / "run", f"rm.pairs={pairs_file}", "rm.heldout_fraction=0.25",
+        "trainer.learning_rate=5e-3", "trainer.num_train_epochs=3", "model.lora=null",
+    ))
+    result = train_reward_model(cfg)
+    assert result["heldout_pairs"] == 15
+    assert result["heldout_accuracy"] >= 0.8, result  # chance is 0.5
+
+
+def test_pairs_keep_only_strictly_better_answers_and_hold_out_whole_prompts():
+    answers = [{"completion": "a", "reward": 1.5}, {"completion": "b", "reward": 0.5}, {"completion": "a", "reward": 1.5},
+               {"completion": "c", "reward": 0.5}]
+    pairs = pairs_of("q", answers, limit=10, rng=random.Random(0))
+    assert sorted((p["chosen"], p["rejected"]) for p in pairs) == [("a", "b"), ("a", "c")]  # ties and repeats: none
+    assert len(pairs_of("q", answers, limit=1, rng=random.Random(0))) == 1
+    many = [{"prompt": f"q{i % 10}", "chosen": "x", "rejected": "y"} for i in range(40)]
+    train_pairs, held_out = split_by_prompt(many, 0.2, seed=0)
+    assert len({p["prompt"] for p in held_out}) == 2
+    assert not {p["prompt"] for p in held_out} & {p["prompt"] for p in train_pairs}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["rm.samples_per_prompt=1"], "rm.samples_per_prompt=1: must be a whole number, at least 2"),
+        (["rm.heldout_fraction=1.5"], "rm.heldout_fraction=1.5"),
+        (["rm.temperature=0"], "rm.temperature=0"),
+        (["rm.pairs=/no/such/pairs.jsonl"], "rm.pairs=/no/such/pairs.jsonl: no such file"),
+        (["+reward.format.fn.strict=true"], "reward.format.fn.strict: grpo.rewards.format.format_reward has no argument"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_loads(overrides, message, tmp_path, monkeypatch):
+    import grpo.model
+
+    monkeypatch.setattr(grpo.model, "resolve_checkpoint", lambda cfg: pytest.fail("reached the model"))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", *overrides))
+
+
+def test_a_pair_file_with_a_missing_field_names_the_line(tmp_path):
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": "q", "chosen": "a"}\n')
+    with pytest.raises(ConfigError, match=r"rm.pairs=.*line 2 lacks the field\(s\) \['rejected'\]"):
+        train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", f"rm.pairs={pairs_file}"))
+    pairs_file.write_text('{"prompt": "q", "chosen": " ", "rejected": "b"}\n')
+    with pytest.raises(ConfigError, match=r"line 1 has no text in 'chosen'"):
+        train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", f"rm.pairs={pairs_file}"))
+
+
+def test_the_train_rm_config_composes_with_every_key_resolved():
+    cfg = compose_rm("trainer.output_dir=/tmp/x")
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert container["dataset"]["limit"] == container["rm"]["prompts"]
+    assert container["rm"]["max_new_tokens"] == container["dataset"]["max_completion_length"]
