@@ -42,6 +42,9 @@ def check_call(key: str, cfg: DictConfig, supplied: frozenset[str] = frozenset()
     parameters = _parameters(target)
     if parameters is None:  # a builtin or C function without a readable signature: instantiate will tell
         return
+    unset = [name for name in cfg if OmegaConf.is_missing(cfg, name)]
+    if unset:  # `???` in a preset: the user must give it (reward=verifier's model)
+        raise ConfigError(f"{key}.{unset[0]}: this preset leaves it for you to set: {key}.{unset[0]}=...")
     arguments = OmegaConf.to_container(cfg, resolve=True)
     given = {name: value for name, value in arguments.items() if not name.startswith("_")}
     named = [name for name, p in parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]

@@ -57,7 +57,10 @@ def train_reward_model(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / PAIRS_FILE, pairs)
     train_pairs, held_out = split_by_prompt(pairs, cfg.rm.heldout_fraction, cfg.seed)
-    log.info("pairs: %d to train on, %d held out (%s)", len(train_pairs), len(held_out), run_dir / PAIRS_FILE)
+    log.info(
+        "pairs: %d to train on, %d held out; to train again without sampling: rm.pairs=%s",
+        len(train_pairs), len(held_out), run_dir / PAIRS_FILE,
+    )
 
     folder = fit(cfg, args, checkpoint, train_pairs, held_out, run_dir)
     result = {"model": str(folder), "train_pairs": len(train_pairs), **pairwise_accuracy(folder, held_out, cfg)}

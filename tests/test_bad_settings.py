@@ -33,6 +33,7 @@ ROWS = [
     ([MINE % "grpo.rewards.RewardModelReward"], "reward.mine.fn.model: grpo.rewards.reward_model.RewardModelReward"),
     ([MINE % "os.sep"], "reward.mine.fn._target_=os.sep is not a function or class"),
     (["dataset=instructions"], "reward.accuracy needs the dataset column(s) ['answer']"),
+    (["reward=verifier"], "reward.reward_model.fn.model: this preset leaves it for you to set"),
     # dataset
     (["dataset.split=validation"], "dataset.split"),
     (["dataset.min_operand=30"], "dataset.min_operand"),
