@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import sys
 import warnings
@@ -195,6 +196,8 @@ def fit(
         lora.task_type = "SEQ_CLS"  # PEFT then trains the new score head in full, beside the adapter
     if not held_out:
         args.eval_strategy = "no"
+    # Trainer's TensorBoard callback reads this (as grpo.train sets it): the curves go into this run's own dir.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "runs" / "reward_model")
     trainer = RewardTrainer(
         model=model, args=args, processing_class=tokenizer, peft_config=lora,
         train_dataset=Dataset.from_list([as_chats(pair) for pair in train_pairs]),

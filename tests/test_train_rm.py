@@ -55,7 +55,7 @@ def test_sampled_pairs_train_a_reward_model_that_is_saved_with_its_accuracy(tiny
     assert config["architectures"] == ["LlamaForSequenceClassification"] and len(config["id2label"]) == 1
     assert not (folder / "adapter_config.json").exists()  # LoRA merged in: a plain model any loader reads
     assert (folder / "tokenizer_config.json").is_file()
-    assert list(tiny_verifier.glob("**/events.out.tfevents.*")), "TensorBoard curves (accuracy, margin)"
+    assert list((tiny_verifier / "runs" / "reward_model").glob("events.out.tfevents.*")), "TensorBoard curves"
 
 
 def test_the_trained_reward_model_drives_a_grpo_run_as_reward_verifier(tiny_verifier, tiny_checkpoint, tmp_path):
