@@ -39,12 +39,12 @@ def check_call(key: str, cfg: DictConfig, supplied: frozenset[str] = frozenset()
     """Refuse arguments `cfg._target_` does not take, values its hints rule out, and (without `_partial_`) missing
     required ones; `supplied` names the arguments that arrive at call time (TRL's columns). Errors name `key.<arg>`."""
     target = _locate(key, cfg.get("_target_"))
-    parameters = _parameters(target)
-    if parameters is None:  # a builtin or C function without a readable signature: instantiate will tell
-        return
     unset = [name for name in cfg if OmegaConf.is_missing(cfg, name)]
     if unset:  # `???` in a preset: the user must give it (reward=verifier's model)
         raise ConfigError(f"{key}.{unset[0]}: this preset leaves it for you to set: {key}.{unset[0]}=...")
+    parameters = _parameters(target)
+    if parameters is None:  # a builtin or C function without a readable signature: instantiate will tell
+        return
     arguments = OmegaConf.to_container(cfg, resolve=True)
     given = {name: value for name, value in arguments.items() if not name.startswith("_")}
     named = [name for name, p in parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]

@@ -1,4 +1,5 @@
-"""Training callbacks that TRL lacks: sampled completions as TensorBoard text, and a clean stop on signals.
+"""Training callbacks that TRL lacks: sampled completions as TensorBoard text, and a clean stop on signals; and
+the folder Trainer's own TensorBoard callback writes to.
 
 With `log_completions=True`, TRL writes each logged step's prompts, completions and rewards to
 `<output_dir>/completions/completions_<step>.parquet`, but sends them only to W&B and Trackio. This callback
@@ -8,13 +9,18 @@ forwards every N-th step's file to TensorBoard's text tab, as its own run `compl
 from __future__ import annotations
 
 import logging
+import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 from transformers import TrainerCallback
 
 from grpo.rewards.text import completion_text, prompt_text
+
+TENSORBOARD_DIR_VARIABLE = "TENSORBOARD_LOGGING_DIR"
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +113,20 @@ class StopOnSignal(TrainerCallback):
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
         log.warning("%s received: saving a checkpoint after this step, then stopping (again to stop now)", self.received)
+
+
+@contextmanager
+def tensorboard_dir(path: Path) -> Iterator[None]:
+    """Inside: a Trainer created here logs its TensorBoard curves to `path` instead of a new runs/<time>_<host> per
+    start (so a resumed run's curves continue where the interrupted one stopped). transformers 5 reads the folder
+    only from this environment variable, when the Trainer creates its callback; it is restored afterwards, so a later
+    Trainer in the same process (a sweep job, a test) does not write into this run's folder."""
+    previous = os.environ.get(TENSORBOARD_DIR_VARIABLE)
+    os.environ[TENSORBOARD_DIR_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(TENSORBOARD_DIR_VARIABLE, None)
+        else:
+            os.environ[TENSORBOARD_DIR_VARIABLE] = previous

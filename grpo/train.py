@@ -19,7 +19,6 @@ Ctrl-C or SIGTERM saves a checkpoint and the adapter before exiting; `resume=<ru
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -60,7 +59,7 @@ def train(cfg: DictConfig):
 
     from transformers import set_seed
 
-    from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal
+    from grpo.callbacks import CompletionsToTensorBoard, StopOnSignal, tensorboard_dir
     from grpo.config import build_grpo_config
     from grpo.data import build_dataset
     from grpo.model import build_lora, load_model, resolve_checkpoint
@@ -82,9 +81,6 @@ def train(cfg: DictConfig):
     checkpoint = resolve_checkpoint(cfg.model)
     log.info("rewards: %s", {name: weight for name, (_, weight) in rewards.items()})
     start_wandb(cfg, run_dir)
-    # One fixed TensorBoard folder (Trainer's default is a new runs/<time>_<host> per start), so a resumed run's
-    # curves continue where the interrupted one stopped.
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "runs" / "train")
 
     model, tokenizer = load_model(cfg.model, checkpoint)
     log.info("model: %s from %s (%s), LoRA: %s", cfg.model.id, checkpoint, model.dtype, lora is not None)
@@ -92,20 +88,21 @@ def train(cfg: DictConfig):
     callbacks = [stopper]
     if cfg.logger.completions_every_n_steps:
         callbacks.append(CompletionsToTensorBoard(run_dir, cfg.logger.completions_every_n_steps))
-    trainer = GRPOTrainer(
-        model=model,
-        processing_class=tokenizer,
-        reward_funcs=[function for function, _ in rewards.values()],
-        args=args,
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        peft_config=lora,
-        callbacks=callbacks,
-        merge_lora_for_generation=cfg.speedups.merge_lora_for_generation,
-        score_completions_only=cfg.speedups.score_completions_only,
-        skip_zero_advantage=cfg.speedups.skip_zero_advantage,
-        contiguous_head_input=cfg.speedups.contiguous_head_input,
-    )
+    with tensorboard_dir(run_dir / "runs" / "train"):
+        trainer = GRPOTrainer(
+            model=model,
+            processing_class=tokenizer,
+            reward_funcs=[function for function, _ in rewards.values()],
+            args=args,
+            train_dataset=dataset,
+            eval_dataset=eval_dataset,
+            peft_config=lora,
+            callbacks=callbacks,
+            merge_lora_for_generation=cfg.speedups.merge_lora_for_generation,
+            score_completions_only=cfg.speedups.score_completions_only,
+            skip_zero_advantage=cfg.speedups.skip_zero_advantage,
+            contiguous_head_input=cfg.speedups.contiguous_head_input,
+        )
     if resume_from:
         log.info("resuming from %s", resume_from)
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import sys
 import warnings
@@ -180,6 +179,7 @@ def fit(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardTrainer
 
+    from grpo.callbacks import tensorboard_dir
     from grpo.model import DTYPES, build_lora
 
     if not train_pairs:
@@ -196,13 +196,12 @@ def fit(
         lora.task_type = "SEQ_CLS"  # PEFT then trains the new score head in full, beside the adapter
     if not held_out:
         args.eval_strategy = "no"
-    # Trainer's TensorBoard callback reads this (as grpo.train sets it): the curves go into this run's own dir.
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "runs" / "reward_model")
-    trainer = RewardTrainer(
-        model=model, args=args, processing_class=tokenizer, peft_config=lora,
-        train_dataset=Dataset.from_list([as_chats(pair) for pair in train_pairs]),
-        eval_dataset=Dataset.from_list([as_chats(pair) for pair in held_out]) if held_out else None,
-    )
+    with tensorboard_dir(run_dir / "runs" / "reward_model"):
+        trainer = RewardTrainer(
+            model=model, args=args, processing_class=tokenizer, peft_config=lora,
+            train_dataset=Dataset.from_list([as_chats(pair) for pair in train_pairs]),
+            eval_dataset=Dataset.from_list([as_chats(pair) for pair in held_out]) if held_out else None,
+        )
     trainer.train()
     trained = trainer.model.merge_and_unload() if lora is not None else trainer.model
     folder = run_dir / MODEL_DIR

@@ -127,3 +127,18 @@ def test_after_training_evaluation_is_checked_before_the_model_loads(tiny_checkp
     with pytest.raises(ConfigError, match="reward.format"):
         train(cfg)
     assert not (tmp_path / "final").exists()
+
+
+def test_tensorboard_dir_applies_only_to_the_trainer_made_inside(tmp_path, monkeypatch):
+    import os
+
+    from grpo.callbacks import TENSORBOARD_DIR_VARIABLE, tensorboard_dir
+
+    monkeypatch.delenv(TENSORBOARD_DIR_VARIABLE, raising=False)
+    with tensorboard_dir(tmp_path / "runs" / "train"):
+        assert os.environ[TENSORBOARD_DIR_VARIABLE] == str(tmp_path / "runs" / "train")
+    assert TENSORBOARD_DIR_VARIABLE not in os.environ  # a later Trainer in this process picks its own folder
+    monkeypatch.setenv(TENSORBOARD_DIR_VARIABLE, "/users/own")
+    with tensorboard_dir(tmp_path):
+        pass
+    assert os.environ[TENSORBOARD_DIR_VARIABLE] == "/users/own"
