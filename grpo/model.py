@@ -10,10 +10,10 @@ from omegaconf import DictConfig
 from peft import LoraConfig
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from grpo.config import DTYPES, computes_bf16_natively
 from grpo.embedded import plain_checkpoint
 from grpo.errors import ConfigError
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 OFFLINE_HINT = "Offline, use the embedded model (model=smollm2-135m) or a local folder (model.id=/path/to/model)."
 
 
@@ -36,12 +36,19 @@ def resolve_checkpoint(cfg: DictConfig) -> str:
 def load_model(cfg: DictConfig, checkpoint: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The causal LM and its tokenizer; a pad token is added from EOS when the tokenizer has none."""
     model = AutoModelForCausalLM.from_pretrained(
-        checkpoint, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
+        checkpoint, dtype=torch_dtype(cfg.dtype), trust_remote_code=cfg.trust_remote_code
     )
     tokenizer = AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def torch_dtype(name: str) -> torch.dtype | str:
+    """`model.dtype` as `from_pretrained` takes it."""
+    if name == "bfloat16_if_native":
+        return torch.bfloat16 if computes_bf16_natively() else torch.float32
+    return name if name == "auto" else getattr(torch, name)
 
 
 def build_lora(cfg: DictConfig | None) -> LoraConfig | None:

@@ -40,6 +40,7 @@ from grpo.reward_setup import build_rewards
 from grpo.run_record import record_failure, refuse_secrets, write_run_record
 from grpo.sweep.jobs import check_sweep
 from grpo.sweep.objective import check_objective, final_metric
+from grpo.trainer_values import check_trainer_values
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,12 @@ def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, c
 
 def check_settings(cfg: DictConfig) -> dict:
     """The checks that need neither torch, TRL nor datasets, so a mistake in them is reported within a second or two:
-    `eval` keys, every reward and its arguments, the objective, the generation batch, and what `eval.after_training`
-    needs (rewards that give accuracy and format rate). Returns the built rewards."""
+    `eval` keys, every reward and its arguments, the objective, `trainer` values and the generation batch, and what
+    `eval.after_training` needs (rewards that give accuracy and format rate). Returns the built rewards."""
     check_training_eval(cfg.eval)
     rewards = build_rewards(cfg.reward)
     check_objective(cfg.objective, rewards)
+    check_trainer_values(cfg.trainer)
     check_generation_batch(OmegaConf.to_container(cfg.trainer, resolve=True))
     if cfg.eval.after_training:
         check_rewards(rewards)

@@ -27,6 +27,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from grpo.arguments import is_whole_number
+from grpo.config import DTYPES, hardware_defaults
 from grpo.errors import ConfigError
 from grpo.reward_setup import build_rewards
 
@@ -83,6 +84,8 @@ def check_rm(cfg: DictConfig) -> None:
         raise ConfigError(f"rm.heldout_fraction={cfg.heldout_fraction!r}: a share of the prompts, between 0 and 1.")
     if not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
         raise ConfigError(f"rm.temperature={cfg.temperature!r}: sampling needs a positive temperature.")
+    if cfg.dtype not in DTYPES:
+        raise ConfigError(f"rm.dtype={cfg.dtype!r}: choose one of {list(DTYPES)}.")
     if cfg.pairs is not None and not Path(cfg.pairs).is_file():
         raise ConfigError(f"rm.pairs={cfg.pairs}: no such file (JSON lines of {list(PAIR_FIELDS)}).")
 
@@ -158,10 +161,8 @@ def reward_config(cfg: DictConfig):
     """trl.RewardConfig from `trainer` (any of its fields, `+trainer.<field>=` for those the YAML does not list)."""
     from trl import RewardConfig
 
-    from grpo.config import has_accelerator
-
     settings = OmegaConf.to_container(cfg, resolve=True)
-    settings.setdefault("use_cpu", not has_accelerator())  # as grpo.train: TRL's bf16 default needs it on a CPU
+    settings.update(hardware_defaults(settings))  # as grpo.train: bf16 autocast only where the hardware computes it
     settings.setdefault("eval_strategy", "steps")
     try:
         return RewardConfig(**settings)
@@ -180,7 +181,7 @@ def fit(
     from trl import RewardTrainer
 
     from grpo.callbacks import tensorboard_dir
-    from grpo.model import DTYPES, build_lora
+    from grpo.model import build_lora, torch_dtype
 
     if not train_pairs:
         raise ConfigError(f"rm.heldout_fraction={cfg.rm.heldout_fraction}: it left no pairs to train on.")
@@ -188,7 +189,7 @@ def fit(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
-        checkpoint, num_labels=1, dtype=DTYPES[cfg.rm.dtype], trust_remote_code=cfg.model.trust_remote_code
+        checkpoint, num_labels=1, dtype=torch_dtype(cfg.rm.dtype), trust_remote_code=cfg.model.trust_remote_code
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     lora = build_lora(cfg.model.lora)

@@ -47,6 +47,15 @@ ROWS = [
     (["trainer.num_generations=1"], "trainer.num_generations=1"),
     (["trainer.reward_weights=[1,2]"], "reward.<name>.weight"),
     (["mode.train_examples=-5"], "dataset.limit=-5 (mode.train_examples"),
+    # trainer: values GRPOConfig accepts and the first step would fail on (or silently act on)
+    (["trainer.loss_type=ppo"], "trainer.loss_type='ppo': one of grpo, dr_grpo, dapo"),
+    (["trainer.scale_rewards=std"], "trainer.scale_rewards='std': one of group, batch, none"),
+    (["trainer.temperature=0"], "trainer.temperature=0: must be above 0"),
+    (["trainer.beta=-0.04"], "trainer.beta=-0.04: must be at least 0"),
+    (["trainer.top_p=1.5"], "trainer.top_p=1.5: must be above 0 and at most 1"),
+    (["trainer.learning_rate=-1e-4"], "trainer.learning_rate=-0.0001: must be above 0"),
+    (["dataset.max_completion_length=0"], "dataset.max_completion_length=0 (trainer.max_completion_length)"),
+    (["trainer.lr_scheduler_type=cosine_annealing"], "trainer.lr_scheduler_type='cosine_annealing': one of linear"),
     (["dataset.prompt.examples=[{question: What is 1 + 1?}]"], "dataset.prompt.examples"),
     # model
     (["model.id=/no/such/checkpoint"], "model.id=/no/such/checkpoint"),

@@ -1,10 +1,12 @@
 """Every preset of every config group composes and builds its objects; bad input fails early with a clear error."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from peft import LoraConfig
 from trl import GRPOConfig
 
@@ -197,6 +199,8 @@ print("imported:", *[name for name in {heavy} if name in sys.modules])
         (["+reward.length={weight: 1, fn: {_target_: grpo.rewards.length_reward, unit: bytes}}"], "reward.length"),
         (["trainer.num_generations=3", "trainer.per_device_train_batch_size=4"], "not divisible"),
         (["objective=rewards/nothing/mean"], "objective"),
+        (["trainer.loss_type=ppo"], "trainer.loss_type='ppo'"),
+        (["trainer.optim=adam"], "trainer.optim='adam': one of adamw_torch"),
     ],
 )
 def test_config_errors_come_before_torch_trl_and_datasets_are_imported(overrides, message, tmp_path, monkeypatch):
@@ -204,7 +208,7 @@ def test_config_errors_come_before_torch_trl_and_datasets_are_imported(overrides
     import grpo.config
 
     monkeypatch.setenv("GRPO_CACHE", str(tmp_path / "cache"))
-    grpo.config.grpo_config_fields.cache_clear()
+    grpo.config._grpo_config_summary.cache_clear()
     grpo.config.grpo_config_fields()  # what the first run on a machine writes: TRL's fields, cached
     result = subprocess.run(
         [sys.executable, "-c", ENTRY_POINT, *overrides, f"hydra.run.dir={tmp_path}/run"],
@@ -218,12 +222,40 @@ def test_cached_trainer_fields_are_trls_own(tmp_path, monkeypatch):
     import grpo.config
 
     monkeypatch.setenv("GRPO_CACHE", str(tmp_path))
-    grpo.config.grpo_config_fields.cache_clear()
+    grpo.config._grpo_config_summary.cache_clear()
     fresh = grpo.config.grpo_config_fields()
     (cached,) = (tmp_path / "trl-fields").glob("trl-*-transformers-*.json")
-    grpo.config.grpo_config_fields.cache_clear()
+    grpo.config._grpo_config_summary.cache_clear()
     assert grpo.config.grpo_config_fields() == fresh == grpo.config._read_grpo_config_fields()
     assert fresh["num_generations"] == GRPOConfig.num_generations and "beta" in fresh
     cached.write_text("{not json")  # a damaged cache file is read from TRL again and rewritten
-    grpo.config.grpo_config_fields.cache_clear()
+    grpo.config._grpo_config_summary.cache_clear()
     assert grpo.config.grpo_config_fields() == fresh and cached.read_text().startswith("{")
+
+
+def test_cached_choices_are_the_enums_of_transformers():
+    import grpo.config
+
+    choices = grpo.config.grpo_config_choices()
+    assert "cosine" in choices["lr_scheduler_type"] and "adamw_torch" in choices["optim"]
+    from transformers.trainer_utils import SaveStrategy
+
+    assert choices["save_strategy"] == [member.value for member in SaveStrategy]
+
+
+def test_listed_trainer_values_are_trls_own():
+    # The choices TRL names only in its help text: each listed value must appear there, and every listed field must
+    # exist, so a TRL release that renames one breaks this test instead of refusing a valid setting.
+    import dataclasses
+
+    from grpo.trainer_values import COUNTS, RANGES, TRL_CHOICES, check_trainer_values
+
+    fields = {field.name: field for field in dataclasses.fields(GRPOConfig)}
+    for name, allowed in TRL_CHOICES.items():
+        help_text = fields[name].metadata["help"]
+        for value in allowed:
+            if isinstance(value, str):
+                assert re.search(rf"\b{value}\b", help_text), (name, value)
+    assert set(RANGES) | set(COUNTS) <= set(fields)
+    defaults = {name: fields[name].default for name in (*TRL_CHOICES, *RANGES, *COUNTS)}
+    check_trainer_values(OmegaConf.create(defaults))  # TRL's own defaults pass
