@@ -112,6 +112,13 @@ def register_trl_defaults() -> None:
 # `model.dtype` (and `rm.dtype`): auto is the checkpoint's own; bfloat16_if_native is bfloat16 where the hardware
 # computes it (`computes_bf16_natively`), else float32.
 DTYPES = ("float32", "bfloat16", "float16", "auto", "bfloat16_if_native")
+
+
+def check_dtype(key: str, name: object) -> None:
+    if name not in DTYPES:
+        raise ConfigError(f"{key}={name!r}: choose one of {list(DTYPES)}.")
+
+
 TRAINER_PRESET = Path(__file__).resolve().parents[1] / "conf" / "trainer" / "grpo.yaml"
 # GRPOConfig fields that another spelling owns and that would otherwise be silently overruled by it.
 REFUSED_ALIASES = {"gradient_checkpointing": "model.gradient_checkpointing (transformers' deprecated alias)"}
@@ -212,12 +219,28 @@ def check_generation_batch(trainer: dict) -> None:
     group = trainer["num_generations"]
     if not isinstance(group, int) or group < 2:
         raise ConfigError(f"trainer.num_generations={group}: GRPO compares completions in a group; use 2 or more.")
+    if trainer.get("auto_find_batch_size"):
+        raise ConfigError(
+            "trainer.auto_find_batch_size: halving the batch on out of memory would split GRPO's groups; lower "
+            "trainer.per_device_train_batch_size instead."
+        )
+    global_batch = trainer["per_device_train_batch_size"] * world_size()
     if trainer["generation_batch_size"] is not None:
+        if trainer["steps_per_generation"] is not None:
+            raise ConfigError(
+                "trainer.generation_batch_size and trainer.steps_per_generation set the same thing (generation batch "
+                "= per_device_train_batch_size * processes * steps_per_generation); give only one of them."
+            )
+        if trainer["generation_batch_size"] % global_batch:
+            raise ConfigError(
+                f"trainer.generation_batch_size={trainer['generation_batch_size']} must be a multiple of "
+                f"trainer.per_device_train_batch_size * processes = {global_batch}."
+            )
         batch, source = trainer["generation_batch_size"], "trainer.generation_batch_size"
     else:
         # TRL gathers every process's completions before grouping, so the global batch must hold whole groups.
         steps = trainer["steps_per_generation"] or trainer["gradient_accumulation_steps"]
-        batch = trainer["per_device_train_batch_size"] * steps * world_size()
+        batch = global_batch * steps
         source = "trainer.per_device_train_batch_size * " + (
             "trainer.steps_per_generation" if trainer["steps_per_generation"] else "trainer.gradient_accumulation_steps"
         ) + (f" * {world_size()} processes" if world_size() > 1 else "")

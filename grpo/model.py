@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from peft import LoraConfig
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from grpo.config import DTYPES, computes_bf16_natively
+from grpo.config import check_dtype, computes_bf16_natively
 from grpo.embedded import plain_checkpoint
 from grpo.errors import ConfigError
 
@@ -19,8 +19,7 @@ OFFLINE_HINT = "Offline, use the embedded model (model=smollm2-135m) or a local 
 
 def resolve_checkpoint(cfg: DictConfig) -> str:
     """A folder or Hub id that `from_pretrained` can load, checked to be reachable without loading weights."""
-    if cfg.dtype not in DTYPES:
-        raise ConfigError(f"model.dtype={cfg.dtype}: choose one of {list(DTYPES)}.")
+    check_dtype("model.dtype", cfg.dtype)
     if cfg.gguf is not None:
         return str(plain_checkpoint(cfg.gguf.package, cfg.gguf.file))
     if Path(cfg.id).expanduser().is_dir():
@@ -46,9 +45,15 @@ def load_model(cfg: DictConfig, checkpoint: str) -> tuple[PreTrainedModel, PreTr
 
 def torch_dtype(name: str) -> torch.dtype | str:
     """`model.dtype` as `from_pretrained` takes it."""
-    if name == "bfloat16_if_native":
-        return torch.bfloat16 if computes_bf16_natively() else torch.float32
+    name = dtype_name(name)
     return name if name == "auto" else getattr(torch, name)
+
+
+def dtype_name(name: str) -> str:
+    """`model.dtype` with `bfloat16_if_native` decided for this machine."""
+    if name == "bfloat16_if_native":
+        return "bfloat16" if computes_bf16_natively() else "float32"
+    return name
 
 
 def build_lora(cfg: DictConfig | None) -> LoraConfig | None:

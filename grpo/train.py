@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 # Only modules that load in well under a second here: every check runs before torch, TRL, PEFT or datasets are
 # imported (seconds), so that a mistake is reported at once. The modules that need them are imported in `train`.
 from grpo.arguments import is_whole_number
-from grpo.config import check_generation_batch, check_trainer_overrides, register_trl_defaults
+from grpo.config import check_dtype, check_generation_batch, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
 from grpo.evaluate import check_eval, check_rewards
 from grpo.launch import check_shared_run_dir, is_rank_zero
@@ -84,7 +84,10 @@ def train(cfg: DictConfig):
     start_wandb(cfg, run_dir)
 
     model, tokenizer = load_model(cfg.model, checkpoint)
-    log.info("model: %s from %s (%s), LoRA: %s", cfg.model.id, checkpoint, model.dtype, lora is not None)
+    log.info(
+        "model: %s from %s (%s, bf16 autocast %s), LoRA: %s",
+        cfg.model.id, checkpoint, model.dtype, "on" if args.bf16 else "off", lora is not None,
+    )  # fmt: skip
     stopper = StopOnSignal()
     callbacks = [stopper]
     if cfg.logger.completions_every_n_steps:
@@ -139,11 +142,12 @@ def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, c
 
 def check_settings(cfg: DictConfig) -> dict:
     """The checks that need neither torch, TRL nor datasets, so a mistake in them is reported within a second or two:
-    `eval` keys, every reward and its arguments, the objective, `trainer` values and the generation batch, and what
-    `eval.after_training` needs (rewards that give accuracy and format rate). Returns the built rewards."""
+    `eval` keys, every reward and its arguments, the objective, `model.dtype`, `trainer` values and the generation
+    batch, and what `eval.after_training` needs (rewards that give accuracy and format rate). Returns the built rewards."""
     check_training_eval(cfg.eval)
     rewards = build_rewards(cfg.reward)
     check_objective(cfg.objective, rewards)
+    check_dtype("model.dtype", cfg.model.dtype)
     check_trainer_values(cfg.trainer)
     check_generation_batch(OmegaConf.to_container(cfg.trainer, resolve=True))
     if cfg.eval.after_training:

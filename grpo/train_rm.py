@@ -27,7 +27,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from grpo.arguments import is_whole_number
-from grpo.config import DTYPES, hardware_defaults
+from grpo.config import check_dtype, hardware_defaults
 from grpo.errors import ConfigError
 from grpo.reward_setup import build_rewards
 
@@ -84,8 +84,7 @@ def check_rm(cfg: DictConfig) -> None:
         raise ConfigError(f"rm.heldout_fraction={cfg.heldout_fraction!r}: a share of the prompts, between 0 and 1.")
     if not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
         raise ConfigError(f"rm.temperature={cfg.temperature!r}: sampling needs a positive temperature.")
-    if cfg.dtype not in DTYPES:
-        raise ConfigError(f"rm.dtype={cfg.dtype!r}: choose one of {list(DTYPES)}.")
+    check_dtype("rm.dtype", cfg.dtype)
     if cfg.pairs is not None and not Path(cfg.pairs).is_file():
         raise ConfigError(f"rm.pairs={cfg.pairs}: no such file (JSON lines of {list(PAIR_FIELDS)}).")
 

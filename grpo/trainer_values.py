@@ -27,8 +27,8 @@ TRL_CHOICES: dict[str, tuple] = {
     "vllm_importance_sampling_mode": ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask"),
 }
 
-# Numeric fields: (lowest, highest, whether the lowest itself is allowed); None: unbounded.
-RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+# Numeric fields: (lowest, highest or None for no bound, whether the lowest itself is allowed).
+RANGES: dict[str, tuple[float, float | None, bool]] = {
     "learning_rate": (0, None, False),
     "temperature": (0, None, False),
     "top_p": (0, 1, False),

@@ -76,6 +76,7 @@ else:
 
 def main() -> None:
     from grpo.data import build_dataset
+    from grpo.model import dtype_name
 
     args = parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="grpo-benchmark-"))
@@ -86,7 +87,7 @@ def main() -> None:
     build_dataset(preset.dataset).to_json(rows, lines=True)
     runs = {"grpo": grpo_command(model, args, [])}
     if not args.no_plain:
-        runs["plain_trl"] = plain_command(model, rows, preset.model.dtype, args)
+        runs["plain_trl"] = plain_command(model, rows, dtype_name(preset.model.dtype), args)
         runs["grpo_as_plain_trl"] = grpo_command(model, args, AS_PLAIN_TRL)
     variants = [("reference", REFERENCE)] if args.reference else []
     for name, overrides in variants + args.variant:
@@ -173,11 +174,14 @@ def grpo_command(model: str, args: argparse.Namespace, overrides: list[str]):
 
 
 def plain_command(model: str, rows: Path, dtype: str, args: argparse.Namespace):
+    from grpo.config import computes_bf16_natively
+
     def command(out: Path) -> list[str]:
         return [
             str(PLAIN_SCRIPT), "--model", model, "--dtype", dtype, "--rows", str(rows), "--output-dir", str(out),
             "--max-steps", str(args.steps), "--num-generations", str(args.completions),
             "--max-completion-length", str(args.length), "--fixed-length",
+            *([] if computes_bf16_natively() else ["--fp32"]),  # as grpo.train's trainer.bf16=null decides
         ]  # fmt: skip
 
     return command

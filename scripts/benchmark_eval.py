@@ -1,6 +1,6 @@
 """Seconds to complete the held-out problems with the base and the trained model, as `eval.after_training` does.
 
-Loads the embedded SmolLM2-135M-Instruct as the quickstart does (bf16, the preset's LoRA adapter with non-zero B,
+Loads the embedded SmolLM2-135M-Instruct as the quickstart does (its dtype, the preset's LoRA adapter with non-zero B,
 as after training; base = adapter off, trained = adapter merged) and times `grpo.eval.compare.complete_both` on the
 first `--problems` held-out arithmetic problems, greedy, `--max-new-tokens` tokens, for each `--batch-sizes`, with
 the LM head's input made contiguous (grpo's default) and without it (`strided_head`: torch copies the frozen head

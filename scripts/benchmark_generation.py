@@ -1,7 +1,7 @@
 """Seconds per `generate` call of a LoRA policy, as GRPO samples a group: one prompt, `--completions` samples.
 
 Times, on CPU and in one process, the ways a step's completions can be generated with transformers, on the
-embedded SmolLM2-135M-Instruct (bf16 weights, as `model=smollm2-135m` loads them) with the preset's LoRA adapter
+embedded SmolLM2-135M-Instruct (in the dtype `model=smollm2-135m` loads it in here) with the preset's LoRA adapter
 (its B matrices made non-zero, as after training):
 - `unmerged`: PEFT's LoRA layers as they are (what TRL does);
 - `merged`: the adapter merged into the base weights for the call (grpo's `speedups.merge_lora_for_generation`);
@@ -63,18 +63,20 @@ def main() -> None:
 
 
 def lora_policy():
-    """The embedded model in bf16 with the smollm2 preset's LoRA (non-zero B), its tokenizer and an arithmetic prompt."""
+    """The embedded model in the smollm2 preset's dtype with its LoRA (non-zero B), its tokenizer and an arithmetic
+    prompt."""
     from hydra.utils import instantiate
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmark import compose_preset, embedded_model
     from grpo.data import build_dataset
+    from grpo.model import torch_dtype
 
     preset = compose_preset()
     folder = embedded_model()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, preset.model.dtype))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype(preset.model.dtype))
     model = get_peft_model(model, instantiate(preset.model.lora, _convert_="all")).eval()
     torch.manual_seed(0)
     with torch.no_grad():
@@ -87,8 +89,11 @@ def lora_policy():
 
 def timed(call, calls: int, warm_up: int = 1) -> tuple[float, float]:
     """Total seconds of `warm_up` first calls, and the median seconds of the `calls` after them."""
+    from grpo.config import computes_bf16_natively
+
     seconds = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # as TRL generates under trainer.bf16
+    # As TRL generates under trainer.bf16, which grpo turns on where the hardware computes bf16.
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=computes_bf16_natively()):
         for _ in range(warm_up + calls):
             start = time.perf_counter()
             call()

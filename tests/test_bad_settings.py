@@ -45,6 +45,8 @@ ROWS = [
     # trainer: groups and batches
     (["trainer.num_generations=3", "trainer.per_device_train_batch_size=4"], "not divisible by trainer.num_gen"),
     (["trainer.num_generations=1"], "trainer.num_generations=1"),
+    (["trainer.generation_batch_size=20", "trainer.steps_per_generation=2"], "give only one of them"),
+    (["trainer.auto_find_batch_size=true"], "trainer.auto_find_batch_size: halving the batch"),
     (["trainer.reward_weights=[1,2]"], "reward.<name>.weight"),
     (["mode.train_examples=-5"], "dataset.limit=-5 (mode.train_examples"),
     # trainer: values GRPOConfig accepts and the first step would fail on (or silently act on)
@@ -59,6 +61,7 @@ ROWS = [
     (["dataset.prompt.examples=[{question: What is 1 + 1?}]"], "dataset.prompt.examples"),
     # model
     (["model.id=/no/such/checkpoint"], "model.id=/no/such/checkpoint"),
+    (["model.dtype=bf16"], "model.dtype='bf16': choose one of ['float32', 'bfloat16'"),
     # evaluation and the run's own keys
     (["objective=rewards/no_such/mean"], "objective"),
     (["eval.every_n_steps=-1"], "eval.every_n_steps=-1"),

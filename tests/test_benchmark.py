@@ -51,3 +51,15 @@ def test_evaluation_benchmark_times_both_models_with_and_without_the_contiguous_
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert line["problems"] == 3 and line["batch_2_s"] > 0 and line["batch_2_strided_head_s"] > 0
     assert line["batch_2_strided_head_over_default"] > 0
+
+
+def test_dtype_benchmark_times_sampling_and_the_backward_pass():
+    # Only float32 here: emulated bf16 (a CPU without AVX512-BF16) would cost the suite a minute.
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_dtype.py"), "--completions", "1", "--length", "2",
+               "--variants", "float32"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-5000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert isinstance(line["computes_bf16_natively"], bool)
+    assert line["float32_generate_s"] > 0 and line["float32_forward_backward_s"] > 0
+    assert line["float32_over_float32_generate"] == 1.0

@@ -125,8 +125,9 @@ def test_bad_settings_are_refused_before_anything_loads(overrides, message, tmp_
 def test_a_pair_file_with_a_missing_field_names_the_line(tmp_path):
     pairs_file = tmp_path / "pairs.jsonl"
     pairs_file.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": "q", "chosen": "a"}\n')
-    with pytest.raises(ConfigError, match=r"rm.pairs=.*line 2 lacks the field\(s\) \['rejected'\]"):
+    with pytest.raises(ConfigError, match=r"rm.pairs=.*line 2 lacks the field\(s\) \['rejected'\]") as refused:
         train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", f"rm.pairs={pairs_file}"))
+    assert "bad_rows" not in str(refused.value)  # a dataset option: no use for a pair file
     pairs_file.write_text('{"prompt": "q", "chosen": " ", "rejected": "b"}\n')
     with pytest.raises(ConfigError, match=r"line 1 has no text in 'chosen'"):
         train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", f"rm.pairs={pairs_file}"))

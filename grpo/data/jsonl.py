@@ -42,7 +42,7 @@ def read_jsonl(
                 rows.append(row)
     if not rows and not problems:
         raise ConfigError(f"{key}={path}: the file is empty; it needs one JSON object per line.")
-    _report(problems, f"{key}={path}", bad_rows)
+    _report(problems, key, path, bad_rows)
     if not rows:
         raise ConfigError(f"{key}={path}: every row was bad and skipped; nothing is left to train on.")
     return rows
@@ -62,10 +62,13 @@ def _parse(line: str, required: tuple[str, ...], check) -> tuple[dict | None, st
     return (None, problem) if problem else (row, None)
 
 
-def _report(problems: list[str], source: str, bad_rows: str) -> None:
+def _report(problems: list[str], key: str, path: Path, bad_rows: str) -> None:
     if not problems:
         return
+    source = f"{key}={path}"
     more = f" ({len(problems) - 1} more bad lines)" if len(problems) > 1 else ""
     if bad_rows == "error":
-        raise ConfigError(f"{source}: {problems[0]}{more}. Fix the file, or skip bad rows with dataset.bad_rows=skip.")
+        # Only the dataset group has the option to skip (other files, e.g. rm.pairs, must be fixed).
+        skip = ", or skip bad rows with dataset.bad_rows=skip" if key.startswith("dataset.") else ""
+        raise ConfigError(f"{source}: {problems[0]}{more}. Fix the file{skip}.")
     log.warning("%s: skipped %d bad rows: %s", source, len(problems), "; ".join(problems[:5]) + ("; ..." if more else ""))
