@@ -186,7 +186,7 @@ def hardware_defaults(trainer: dict) -> dict:
     """`use_cpu` and `bf16` for this machine, where the user left them to us (`trainer.bf16: null`, `use_cpu: false`).
 
     bf16 autocast only pays where the hardware computes bf16: on a CPU without AVX512-BF16 or AMX, torch emulates it
-    and a GRPO step of the embedded model took 11x as long as in float32 (fwd+bwd 282 s against 25 s, AVX2 EPYC).
+    and the embedded policy's forward+backward took 25-27x as long as in float32 (scripts/benchmark_dtype.py, AVX2 EPYC).
     Without an accelerator, Trainer also refuses bf16 unless told that it runs on the CPU."""
     bf16 = trainer.get("bf16")
     if bf16 is None:
