@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import re
 import typing
 from collections.abc import Callable
@@ -101,6 +102,11 @@ def _hints(target: Callable) -> dict[str, Any]:
 def is_whole_number(value: object, at_least: int | None = None) -> bool:
     """An int that is not a bool (YAML's `true` is one to Python), and at least `at_least` when given."""
     return isinstance(value, int) and not isinstance(value, bool) and (at_least is None or value >= at_least)
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float that is not a bool and not NaN or infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_required(parameter: inspect.Parameter) -> bool:

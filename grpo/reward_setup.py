@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 from collections.abc import Callable
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from grpo.arguments import check_call, is_required
+from grpo.arguments import check_call, is_finite_number, is_required
 from grpo.errors import ConfigError, RewardUnavailable
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ def _fall_back(key: str, entry: DictConfig, error: RewardUnavailable) -> dict[st
 
 
 def _weight(key: str, weight: object) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+    if not is_finite_number(weight):
         raise ConfigError(f"{key}.weight={weight!r} is not a finite number; use e.g. {key}.weight=0.5")
     return float(weight)
 

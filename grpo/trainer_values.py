@@ -10,10 +10,9 @@ from the enum itself (`grpo.config.grpo_config_choices`).
 
 from __future__ import annotations
 
-import math
-
 from omegaconf import DictConfig, OmegaConf
 
+from grpo.arguments import is_finite_number, is_whole_number
 from grpo.config import grpo_config_choices, linked_trainer_fields
 from grpo.errors import ConfigError
 
@@ -74,23 +73,19 @@ def check_trainer_values(cfg: DictConfig) -> None:
         value = trainer.get(name)
         if value is None:
             continue
-        if not _is_number(value) or (name in WHOLE_NUMBER_ONLY and not isinstance(value, int)):
+        if not is_finite_number(value) or (name in WHOLE_NUMBER_ONLY and not is_whole_number(value)):
             raise refusal(name, value, f"must be a {'whole ' if name in WHOLE_NUMBER_ONLY else ''}number")
         too_low = value < low or (value == low and not low_allowed)
         if too_low or (high is not None and value > high):
             raise refusal(name, value, f"must be {_range(low, high, low_allowed)}")
     for name, least in COUNTS.items():
-        value = trainer.get(name)
         if name not in trainer:
             continue
+        value = trainer[name]
         if value is None and name == "max_completion_length":
             raise refusal(name, value, "the number of tokens each completion may have, e.g. 256")
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        if not is_whole_number(value, at_least=least):
             raise refusal(name, value, f"a whole number of at least {least}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _range(low: float, high: float | None, low_allowed: bool) -> str:

@@ -52,25 +52,9 @@ def main() -> None:
 
 def policy(dtype: torch.dtype, completions: int):
     """The embedded model in `dtype` with the preset's LoRA (non-zero B), and a batch of one arithmetic prompt."""
-    from hydra.utils import instantiate
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from benchmark_generation import lora_policy
 
-    from benchmark import compose_preset, embedded_model
-    from grpo.data import build_dataset
-
-    preset = compose_preset()
-    folder = embedded_model()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    model = get_peft_model(model, instantiate(preset.model.lora, _convert_="all"))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(std=1e-3)
-    row = build_dataset(preset.dataset)[0]
-    prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    model, tokenizer, prompt = lora_policy(dtype)
     return model, tokenizer([prompt] * completions, return_tensors="pt")
 
 

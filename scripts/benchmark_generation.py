@@ -62,9 +62,9 @@ def main() -> None:
     print(json.dumps(line))
 
 
-def lora_policy():
-    """The embedded model in the smollm2 preset's dtype with its LoRA (non-zero B), its tokenizer and an arithmetic
-    prompt."""
+def lora_policy(dtype: torch.dtype | None = None):
+    """The embedded model in `dtype` (default: the smollm2 preset's) with its LoRA (non-zero B), its tokenizer and an
+    arithmetic prompt."""
     from hydra.utils import instantiate
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -76,7 +76,7 @@ def lora_policy():
     preset = compose_preset()
     folder = embedded_model()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype(preset.model.dtype))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch_dtype(preset.model.dtype))
     model = get_peft_model(model, instantiate(preset.model.lora, _convert_="all")).eval()
     torch.manual_seed(0)
     with torch.no_grad():
