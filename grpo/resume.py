@@ -78,7 +78,7 @@ FIXED_ON_RESUME = (
     "trainer.gradient_accumulation_steps", "trainer.generation_batch_size", "trainer.steps_per_generation",
     "trainer.learning_rate", "trainer.lr_scheduler_type", "trainer.beta", "trainer.loss_type",
     "trainer.scale_rewards", "trainer.temperature", "trainer.max_completion_length", "trainer.num_iterations",
-    "trainer.epsilon", "trainer.epsilon_high", "trainer.seed",
+    "trainer.epsilon", "trainer.epsilon_high", "trainer.seed", "filter_groups",
 )  # fmt: skip
 # Where each run records its config (grpo.run_record).
 RECORDED_CONFIG = "resolved_config.yaml"

@@ -106,6 +106,7 @@ def train(cfg: DictConfig):
             score_completions_only=cfg.speedups.score_completions_only,
             skip_zero_advantage=cfg.speedups.skip_zero_advantage,
             contiguous_head_input=cfg.speedups.contiguous_head_input,
+            filter_groups=cfg.filter_groups,
         )
     if resume_from:
         log.info("resuming from %s", resume_from)
@@ -143,8 +144,10 @@ def evaluate_after_training(cfg: DictConfig, trainer, held_out, rewards: dict, c
 def check_settings(cfg: DictConfig) -> dict:
     """The checks that need neither torch, TRL nor datasets, so a mistake in them is reported within a second or two:
     `eval` keys, every reward and its arguments, the objective, `model.dtype`, `trainer` values and the generation
-    batch, and what `eval.after_training` needs (rewards that give accuracy and format rate). Returns the built rewards."""
+    batch, the switches, and what `eval.after_training` needs (rewards that give accuracy and format rate). Returns the
+    built rewards."""
     check_training_eval(cfg.eval)
+    check_switches(cfg)
     rewards = build_rewards(cfg.reward)
     check_objective(cfg.objective, rewards)
     check_dtype("model.dtype", cfg.model.dtype)
@@ -154,6 +157,15 @@ def check_settings(cfg: DictConfig) -> dict:
         check_rewards(rewards)
         check_eval(after_training_settings(cfg))
     return rewards
+
+
+def check_switches(cfg: DictConfig) -> None:
+    """Refuse an on/off key that is not true or false: `filter_groups=yes` would otherwise switch it on as a string."""
+    switches = {"filter_groups": cfg.filter_groups, "save_merged_model": cfg.save_merged_model}
+    switches |= {f"speedups.{name}": value for name, value in cfg.speedups.items()}
+    for key, value in switches.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: expected true or false, e.g. {key}=true")
 
 
 def after_training_settings(cfg: DictConfig) -> DictConfig:

@@ -29,6 +29,12 @@ numbers) avoids it; the logits are the same.
 
 The first two and the fourth are measured with scripts/benchmark.py (the fourth also with
 scripts/benchmark_generation.py); the third saves time only in steps with such groups (README, Performance).
+
+One option does change the training, on purpose (`filter_groups`, off by default): DAPO's dynamic-sampling filter
+(Yu et al., 2025). Groups whose completions all earn the same reward are left out of the loss, KL term included, and
+the DAPO loss is normalised by the tokens of the completions that remain, so a step with one mixed group among four
+trains on it at full weight instead of a quarter. DAPO also samples more prompts until the batch is full; here the
+batch is what was sampled (ask for more prompts per step to have more mixed groups).
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ log = logging.getLogger(__name__)
 
 
 class GRPOTrainer(trl.GRPOTrainer):
-    """`trl.GRPOTrainer` plus the speed-ups above, each on unless switched off or not applicable."""
+    """`trl.GRPOTrainer` plus the speed-ups above, each on unless switched off or not applicable, and DAPO's group
+    filter when asked for."""
 
     def __init__(
         self,
@@ -55,9 +62,11 @@ class GRPOTrainer(trl.GRPOTrainer):
         score_completions_only: bool = True,
         skip_zero_advantage: bool = True,
         contiguous_head_input: bool = True,
+        filter_groups: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.filter_groups = filter_groups
         self.merge_lora_for_generation = merge_lora_for_generation and applies(
             "merge_lora_for_generation", why_not_merge(self)
         )
@@ -84,7 +93,20 @@ class GRPOTrainer(trl.GRPOTrainer):
         with completion_positions_on_cpu():
             return super()._get_per_token_logps_and_entropies(*args, **kwargs)
 
+    def _generate_and_score_completions(self, inputs):
+        batch = super()._generate_and_score_completions(inputs)
+        # Text batches only: rows_with_advantage leaves others (images) whole, so their normaliser must stay TRL's.
+        if self.filter_groups and self.model.training and not set(batch) - TEXT_BATCH_KEYS:
+            # The loss is normalised by the tokens of the completions it trains on, not diluted by the others.
+            batch["num_items_in_batch"] = self.accelerator.gather(loss_tokens(batch, has_advantage(batch))).sum()
+        return batch
+
     def _compute_loss(self, model, inputs):
+        if self.filter_groups and self.model.training:
+            kept = rows_with_advantage(inputs)
+            loss = super()._compute_loss(model, kept)
+            # No completion with an advantage: nothing to learn from this batch, not even its KL term.
+            return loss if has_advantage(inputs).any() else loss * 0.0
         if self.skip_zero_advantage:
             inputs = rows_with_advantage(inputs)
         return super()._compute_loss(model, inputs)
@@ -156,13 +178,26 @@ def why_not_skip(trainer: trl.GRPOTrainer) -> str | None:
     return None
 
 
+def has_advantage(inputs: dict) -> torch.Tensor:
+    """Per row: whether the completion's advantage is not 0 (per-token advantages: at any token)."""
+    keep = inputs["advantages"].abs() > ZERO_ADVANTAGE
+    return keep if keep.dim() == 1 else keep.any(dim=1)
+
+
+def loss_tokens(inputs: dict, rows: torch.Tensor) -> torch.Tensor:
+    """How many completion tokens the loss counts in the given rows (TRL's loss mask: completion and tool masks)."""
+    mask = inputs["completion_mask"]
+    if inputs.get("tool_mask") is not None:
+        mask = mask * inputs["tool_mask"]
+    return mask[rows].sum()
+
+
 def rows_with_advantage(inputs: dict) -> dict:
     """The batch without the completions whose advantage is 0, keeping at least one (backward needs a graph)."""
     advantages = inputs["advantages"]
     if set(inputs) - TEXT_BATCH_KEYS:
         return inputs
-    keep = advantages.abs() > ZERO_ADVANTAGE
-    keep = keep if keep.dim() == 1 else keep.any(dim=1)
+    keep = has_advantage(inputs)
     if keep.all():
         return inputs
     if not keep.any():

@@ -69,6 +69,8 @@ ROWS = [
     (["eval.after_training=maybe"], "eval.after_training='maybe'"),
     (["eval.after_training=true", "eval.split=validation"], "eval.split=validation (the held-out rows): dataset.split"),
     (["resume=/no/such/run"], "resume=/no/such/run"),
+    (["filter_groups=yes"], "filter_groups='yes': expected true or false, e.g. filter_groups=true"),
+    (["speedups.merge_lora_for_generation=1"], "speedups.merge_lora_for_generation=1: expected true or false"),
 ]
 
 

@@ -150,6 +150,7 @@ def recorded_run(tmp_path: Path, *overrides: str) -> Path:
         ("model.lora.r=8", "model.lora.r: 16 -> 8"),
         ("reward.format.weight=2", "reward.format.weight: 0.5 -> 2"),
         ("dataset.max_operand=50", "dataset.max_operand: 20 -> 50"),
+        ("filter_groups=true", "filter_groups: False -> True"),
     ],
 )
 def test_resume_refuses_settings_the_checkpoint_was_not_trained_under(tmp_path, override, key):

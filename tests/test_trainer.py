@@ -1,6 +1,7 @@
 """grpo.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched),
 completion-only scoring (same log-probabilities and gradients) and a contiguous LM head input (same samples)."""
 
+import math
 from contextlib import contextmanager
 
 import pytest
@@ -223,3 +224,57 @@ def test_skipping_zero_advantage_completions_gives_the_same_gradients(tiny_check
 @pytest.mark.parametrize("setting", [{"beta": 0.04}, {"loss_type": "grpo"}, {"top_entropy_quantile": 0.5}])
 def test_zero_advantage_completions_are_kept_where_they_change_the_gradient(tiny_checkpoint, tmp_path, setting):
     assert not tiny_trainer(tiny_checkpoint, tmp_path, **setting).skip_zero_advantage
+
+
+def filter_batch(advantages: torch.Tensor) -> dict:
+    """A generation batch of four completions (the second ends early) with reference log-probabilities for the KL."""
+    torch.manual_seed(0)
+    completion_mask = torch.ones(4, 5, dtype=torch.long)
+    completion_mask[1, 3:] = 0
+    return {
+        "prompt_ids": torch.randint(3, 60, (4, 6)),
+        "prompt_mask": torch.ones(4, 6, dtype=torch.long),
+        "completion_ids": torch.randint(3, 60, (4, 5)),
+        "completion_mask": completion_mask,
+        "advantages": advantages,
+        "ref_per_token_logps": -torch.rand(4, 5) * 3,
+        "num_items_in_batch": completion_mask.sum(),
+    }
+
+
+def test_filtering_groups_trains_on_the_completions_with_advantage_as_if_alone(tiny_checkpoint, tmp_path, monkeypatch):
+    import trl
+
+    batch = filter_batch(torch.tensor([0.7, -0.7, 0.0, 1e-8]))  # the last two: groups of equal rewards
+    monkeypatch.setattr(trl.GRPOTrainer, "_generate_and_score_completions", lambda self, inputs: dict(batch))
+    trainer = tiny_trainer(tiny_checkpoint, tmp_path, beta=0.04)  # a KL term: a gradient even at advantage 0
+    trainer.current_gradient_accumulation_steps = 1
+
+    trainer.model.eval()  # evaluation batches are left as TRL made them
+    assert trainer._generate_and_score_completions([])["num_items_in_batch"] == 18
+    trainer.model.train()
+    assert trainer._generate_and_score_completions([])["num_items_in_batch"] == 18  # filter off: TRL's batch
+    trainer.filter_groups = True
+    filtered = trainer._generate_and_score_completions([])
+    assert filtered["num_items_in_batch"] == 5 + 3  # the tokens of the two completions with advantage
+
+    def gradients(filter_groups: bool, inputs: dict):
+        trainer.model.zero_grad()
+        trainer.filter_groups = filter_groups
+        trainer._compute_loss(trainer.model, inputs).backward()
+        return {name: p.grad.clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
+
+    alone = {key: value[:2] if value.dim() else filtered["num_items_in_batch"] for key, value in batch.items()}
+    with_others = gradients(True, filtered)
+    for name, grad in gradients(False, alone).items():
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(with_others[name], grad)
+
+    nothing_to_learn = gradients(True, {**filtered, "advantages": torch.zeros(4)})  # not even the KL term
+    assert all(grad.abs().sum() == 0 for grad in nothing_to_learn.values())
+
+
+def test_a_run_with_filtered_groups_trains(tiny_checkpoint, tmp_path):
+    trainer = train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD, "filter_groups=true"))
+    assert trainer.filter_groups and trainer.state.global_step == 2
+    assert all(math.isfinite(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry)
