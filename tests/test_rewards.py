@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grpo.rewards import accuracy_reward, completion_text, extract_answer, format_reward, parse_number
+from grpo.rewards import accuracy_reward, closeness_reward, completion_text, extract_answer, format_reward, parse_number
 
 
 def ans(content: str) -> str:
@@ -298,6 +298,24 @@ def test_accuracy_reward_missing_golds_score_zero():
     assert accuracy_reward([ans("1"), ans("2")], ["1"]) == [1.0, 0.0]
 
 
+@pytest.mark.parametrize(
+    "completion, gold, expected",
+    [
+        (ans("-4"), "-4", 1.0),  # exact: full credit, as the accuracy reward
+        ("5 - 9 = -3.\n" + ans("-3"), "-4", 0.75),  # right sign, one off
+        (ans("1"), "-4", 0.0),  # wrong sign and magnitude: floored at 0
+        (ans("72"), "78", 1 - 6 / 78),  # a two-digit product's near miss
+        (ans("1"), "0", 0.0),  # gold 0: the distance counts in units
+        (ans("0.5"), "0", 0.5),
+        ("-4", "-4", 0.0),  # no answer tag
+        (ans("four"), "-4", 0.0),
+        (ans("-4"), "n/a", 0.0),
+    ],
+)
+def test_closeness_reward_gives_partial_credit_for_near_misses(completion, gold, expected):
+    assert closeness_reward([completion], [gold]) == [pytest.approx(expected)]
+
+
 def test_math_verify_fallback_off_the_main_thread():
     # math-verify's timeout relies on signal.alarm, which raises off the main thread (e.g. in a
     # thread pool); the fallback must still grade there.
@@ -321,4 +339,5 @@ def test_rewards_are_total(content, gold):
     """Any text and any gold give 0.0 or 1.0, never an exception."""
     for completion in (content, ans(content), chat(ans(content))):
         assert accuracy_reward([completion], [gold])[0] in (0.0, 1.0)
+        assert 0.0 <= closeness_reward([completion], [gold])[0] <= 1.0
         assert format_reward([completion])[0] in (0.0, 1.0)

@@ -6,7 +6,7 @@ and math-verify (sympy) is only imported the first time the accuracy reward meet
 
 from grpo.rewards.format import format_reward
 from grpo.rewards.length import length_reward
-from grpo.rewards.math import accuracy_reward, parse_number
+from grpo.rewards.math import accuracy_reward, closeness_reward, parse_number
 from grpo.rewards.repetition import repetition_reward
 from grpo.rewards.reward_model import RewardModelReward
 from grpo.rewards.safety import SafetyReward
@@ -16,6 +16,7 @@ __all__ = [
     "RewardModelReward",
     "SafetyReward",
     "accuracy_reward",
+    "closeness_reward",
     "completion_text",
     "extract_answer",
     "format_reward",

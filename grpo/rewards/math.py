@@ -246,3 +246,29 @@ def accuracy_reward(completions: list[Any], answer: list[Any], **kwargs: Any) ->
         except Exception:  # never let one odd sample crash a training step
             scores.append(0.0)
     return scores
+
+
+def _closeness_score(completion: Any, gold: Any) -> float:
+    gold_value = parse_number(gold)
+    content = extract_answer(completion_text(completion))
+    value = parse_number(content) if content is not None else None
+    if gold_value is None or value is None:
+        return 0.0
+    return float(max(0, 1 - abs(value - gold_value) / max(abs(gold_value), 1)))
+
+
+def closeness_reward(completions: list[Any], answer: list[Any], **kwargs: Any) -> list[float]:
+    """Partial credit for a near miss: ``1 - |answer - gold| / max(|gold|, 1)``, at least 0 (1.0 when exact).
+
+    Where the exact accuracy reward is 0 for every sample of a group (no gradient), this one still prefers the right
+    sign and a closer magnitude: "5 - 9 = -3" (0.75) over "5 - 9 = 1" (0). Parsed as in ``accuracy_reward`` (its
+    LaTeX fallback aside); no answer tag, an unparsable answer or gold, or any error scores 0.0. Never raises.
+    """
+    golds = list(answer) if isinstance(answer, (list, tuple)) else [answer] * len(completions)
+    scores = []
+    for i, completion in enumerate(completions):
+        try:
+            scores.append(_closeness_score(completion, golds[i]) if i < len(golds) else 0.0)
+        except Exception:  # never let one odd sample crash a training step
+            scores.append(0.0)
+    return scores
