@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grpo.rewards import accuracy_reward, closeness_reward, completion_text, extract_answer, format_reward, parse_number
+from grpo.rewards import (
+    accuracy_reward,
+    closeness_reward,
+    completion_text,
+    extract_answer,
+    format_reward,
+    parse_number,
+)
 
 
 def ans(content: str) -> str:
@@ -336,7 +343,7 @@ TOKENS = [*"0123456789 ,./-+$%{}()^*!eE", "\\frac{", "\\boxed{", "\\sqrt{", "<an
     gold=st.text(max_size=20) | st.integers() | st.floats(),
 )
 def test_rewards_are_total(content, gold):
-    """Any text and any gold give 0.0 or 1.0, never an exception."""
+    """Any text and any gold give a score in the reward's range, never an exception."""
     for completion in (content, ans(content), chat(ans(content))):
         assert accuracy_reward([completion], [gold])[0] in (0.0, 1.0)
         assert 0.0 <= closeness_reward([completion], [gold])[0] <= 1.0

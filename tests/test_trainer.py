@@ -1,5 +1,6 @@
 """grpo.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched),
-completion-only scoring (same log-probabilities and gradients) and a contiguous LM head input (same samples)."""
+completion-only scoring (same log-probabilities and gradients) and a contiguous LM head input (same samples); the
+group filter trains on the completions with an advantage as if they had been sampled alone."""
 
 import math
 from contextlib import contextmanager

@@ -11,6 +11,7 @@ import math
 import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -238,11 +239,16 @@ def accuracy_reward(completions: list[Any], answer: list[Any], **kwargs: Any) ->
     math-verify, guarded by length and content caps and a timeout. No answer tag, an unparsable gold,
     a missing gold, or any error scores 0.0; this function never raises. Extra TRL columns are ignored.
     """
+    return _score_each(_accuracy_score, completions, answer)
+
+
+def _score_each(score: Callable[[Any, Any], float], completions: list[Any], answer: list[Any]) -> list[float]:
+    """`score(completion, gold)` per completion; a missing gold or any error scores 0.0."""
     golds = list(answer) if isinstance(answer, (list, tuple)) else [answer] * len(completions)
     scores = []
     for i, completion in enumerate(completions):
         try:
-            scores.append(_accuracy_score(completion, golds[i]) if i < len(golds) else 0.0)
+            scores.append(score(completion, golds[i]) if i < len(golds) else 0.0)
         except Exception:  # never let one odd sample crash a training step
             scores.append(0.0)
     return scores
@@ -264,11 +270,4 @@ def closeness_reward(completions: list[Any], answer: list[Any], **kwargs: Any) -
     sign and a closer magnitude: "5 - 9 = -3" (0.75) over "5 - 9 = 1" (0). Parsed as in ``accuracy_reward`` (its
     LaTeX fallback aside); no answer tag, an unparsable answer or gold, or any error scores 0.0. Never raises.
     """
-    golds = list(answer) if isinstance(answer, (list, tuple)) else [answer] * len(completions)
-    scores = []
-    for i, completion in enumerate(completions):
-        try:
-            scores.append(_closeness_score(completion, golds[i]) if i < len(golds) else 0.0)
-        except Exception:  # never let one odd sample crash a training step
-            scores.append(0.0)
-    return scores
+    return _score_each(_closeness_score, completions, answer)
