@@ -96,7 +96,7 @@ class GRPOTrainer(trl.GRPOTrainer):
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(inputs)
         # Text batches only: rows_with_advantage leaves others (images) whole, so their normaliser must stay TRL's.
-        if self.filter_groups and self.model.training and not set(batch) - TEXT_BATCH_KEYS:
+        if self.filter_groups and self.model.training and is_text_batch(batch):
             # The loss is normalised by the tokens of the completions it trains on, not diluted by the others.
             batch["num_items_in_batch"] = self.accelerator.gather(loss_tokens(batch, has_advantage(batch))).sum()
         return batch
@@ -178,6 +178,11 @@ def why_not_skip(trainer: trl.GRPOTrainer) -> str | None:
     return None
 
 
+def is_text_batch(inputs: dict) -> bool:
+    """Whether every key of the batch is one row per completion (a text-only model's batch)."""
+    return not set(inputs) - TEXT_BATCH_KEYS
+
+
 def has_advantage(inputs: dict) -> torch.Tensor:
     """Per row: whether the completion's advantage is not 0 (per-token advantages: at any token)."""
     keep = inputs["advantages"].abs() > ZERO_ADVANTAGE
@@ -195,7 +200,7 @@ def loss_tokens(inputs: dict, rows: torch.Tensor) -> torch.Tensor:
 def rows_with_advantage(inputs: dict) -> dict:
     """The batch without the completions whose advantage is 0, keeping at least one (backward needs a graph)."""
     advantages = inputs["advantages"]
-    if set(inputs) - TEXT_BATCH_KEYS:
+    if not is_text_batch(inputs):
         return inputs
     keep = has_advantage(inputs)
     if keep.all():
