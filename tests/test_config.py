@@ -61,6 +61,15 @@ def test_presets_reach_the_objects(tmp_path):
     assert (full.trainer.max_steps, full.trainer.save_steps, full.dataset.limit) == (-1, 500, None)
 
 
+def test_quickstart_pays_for_near_misses_unless_another_reward_is_named(tmp_path):
+    quickstart = ("model=smollm2-135m", "dataset=arithmetic", "mode=quickstart", f"trainer.output_dir={tmp_path}")
+    rewards, args, _ = build(compose_config(*quickstart))
+    assert {name: weight for name, (_, weight) in rewards.items()} == {"format": 0.5, "accuracy": 1.0, "closeness": 0.5}
+    assert (args.max_steps, args.num_generations, args.per_device_train_batch_size) == (100, 5, 10)
+    named = compose_config(*quickstart, "reward=math")  # the command line's reward beats the mode's choice
+    assert list(named.reward) == ["format", "accuracy"]
+
+
 def test_reward_weights_and_trainer_fields_are_overridable(tmp_path):
     cfg = compose_config(
         "reward.format.weight=0.25",
