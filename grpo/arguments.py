@@ -109,6 +109,12 @@ def is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def check_switch(key: str, value: object, meaning: str = "") -> None:
+    """Refuse an on/off key that is not true or false: `filter_groups=yes` would otherwise be truthy as a string."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r}: expected true or false, e.g. {key}=true{meaning}")
+
+
 def is_required(parameter: inspect.Parameter) -> bool:
     """A parameter a call must give: no default, and passable by name."""
     return parameter.default is parameter.empty and parameter.kind in (

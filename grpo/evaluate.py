@@ -28,7 +28,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from grpo.arguments import is_whole_number
+from grpo.arguments import check_switch, is_whole_number
 from grpo.errors import ConfigError
 from grpo.eval.trained import find_weights, is_adapter, load_training_config, match_training
 from grpo.reward_setup import build_rewards
@@ -83,8 +83,7 @@ def check_eval(cfg: DictConfig) -> None:
             raise ConfigError(f"eval.{key}={cfg[key]}: must be a positive integer.")
     if cfg.limit is not None and not is_whole_number(cfg.limit, at_least=1):
         raise ConfigError(f"eval.limit={cfg.limit}: the number of problems to evaluate (positive), or null for all.")
-    if not isinstance(cfg.do_sample, bool):
-        raise ConfigError(f"eval.do_sample={cfg.do_sample}: true (sample) or false (greedy).")
+    check_switch("eval.do_sample", cfg.do_sample, " (sample at eval.temperature; false: greedy)")
     if cfg.do_sample and not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
         raise ConfigError(f"eval.temperature={cfg.temperature}: sampling needs a positive temperature.")
     if not is_whole_number(cfg.examples, at_least=0):

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # Only modules that load in well under a second here: every check runs before torch, TRL, PEFT or datasets are
 # imported (seconds), so that a mistake is reported at once. The modules that need them are imported in `train`.
-from grpo.arguments import is_whole_number
+from grpo.arguments import check_switch, is_whole_number
 from grpo.config import check_dtype, check_generation_batch, check_trainer_overrides, register_trl_defaults
 from grpo.errors import ConfigError
 from grpo.evaluate import check_eval, check_rewards
@@ -160,12 +160,11 @@ def check_settings(cfg: DictConfig) -> dict:
 
 
 def check_switches(cfg: DictConfig) -> None:
-    """Refuse an on/off key that is not true or false: `filter_groups=yes` would otherwise switch it on as a string."""
+    """Refuse an on/off key that is not true or false (grpo.arguments.check_switch)."""
     switches = {"filter_groups": cfg.filter_groups, "save_merged_model": cfg.save_merged_model}
     switches |= {f"speedups.{name}": value for name, value in cfg.speedups.items()}
     for key, value in switches.items():
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}={value!r}: expected true or false, e.g. {key}=true")
+        check_switch(key, value)
 
 
 def after_training_settings(cfg: DictConfig) -> DictConfig:
@@ -184,8 +183,7 @@ def check_training_eval(cfg: DictConfig) -> None:
     """Refuse `eval` values a run cannot use (the held-out split and file are checked when they are loaded)."""
     if not is_whole_number(cfg.every_n_steps, at_least=0):
         raise ConfigError(f"eval.every_n_steps={cfg.every_n_steps!r}: evaluate every N steps (a whole number); 0: off.")
-    if not isinstance(cfg.after_training, bool):
-        raise ConfigError(f"eval.after_training={cfg.after_training!r}: must be true or false.")
+    check_switch("eval.after_training", cfg.after_training, " (base vs trained on held-out problems at the end)")
     if not is_whole_number(cfg.examples, at_least=1):
         raise ConfigError(f"eval.examples={cfg.examples!r}: the number of held-out prompts to evaluate (1 or more).")
 

@@ -196,7 +196,7 @@ def test_greedy_by_default_and_sampling_like_training(tiny_checkpoint):
         (["eval.batch_size=0"], "eval.batch_size=0: must be a positive integer"),
         (["eval.limit=0"], "eval.limit=0"),
         (["eval.batch_size=true"], "eval.batch_size=True: must be a positive integer"),  # YAML's true is an int
-        (["eval.do_sample=yes"], "eval.do_sample=yes: true (sample) or false (greedy)"),
+        (["eval.do_sample=yes"], "eval.do_sample='yes': expected true or false, e.g. eval.do_sample=true (sample"),
         (["eval.do_sample=true", "eval.temperature=0"], "eval.temperature=0"),
         (["reward.format=null"], "reward.format: the evaluation reports"),
         (["dataset=instructions", "dataset.limit=null"], "has no splits (prompts without gold answers"),

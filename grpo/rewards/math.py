@@ -219,9 +219,13 @@ def _latex_equal(latex: str, gold: Fraction) -> bool:
         return False
 
 
+def _gold_and_content(completion: Any, gold: Any) -> tuple[Fraction | None, str | None]:
+    """The gold number and the text of the completion's last answer block (None where either is missing)."""
+    return parse_number(gold), extract_answer(completion_text(completion))
+
+
 def _accuracy_score(completion: Any, gold: Any) -> float:
-    gold_value = parse_number(gold)
-    content = extract_answer(completion_text(completion))
+    gold_value, content = _gold_and_content(completion, gold)
     if gold_value is None or content is None:
         return 0.0
     value, unsupported_latex = _parse(content)
@@ -255,8 +259,7 @@ def _score_each(score: Callable[[Any, Any], float], completions: list[Any], answ
 
 
 def _closeness_score(completion: Any, gold: Any) -> float:
-    gold_value = parse_number(gold)
-    content = extract_answer(completion_text(completion))
+    gold_value, content = _gold_and_content(completion, gold)
     value = parse_number(content) if content is not None else None
     if gold_value is None or value is None:
         return 0.0
