@@ -1,6 +1,7 @@
 """grpo.train_rm: the tiny model samples, the rules label, RewardTrainer trains a reward model that grpo.train then
 loads as `reward=verifier`; a reward model trained on pairs ranks held-out pairs better than chance."""
 
+import importlib.util
 import json
 import math
 import random
@@ -16,6 +17,8 @@ from grpo.errors import ConfigError
 from grpo.reward_setup import build_rewards
 from grpo.train import train
 from grpo.train_rm import pairs_of, split_by_prompt, train_reward_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose_rm(*overrides: str):
@@ -138,3 +141,51 @@ def test_the_train_rm_config_composes_with_every_key_resolved():
     container = OmegaConf.to_container(cfg, resolve=True)
     assert container["dataset"]["limit"] == container["rm"]["prompts"]
     assert container["rm"]["max_new_tokens"] == container["dataset"]["max_completion_length"]
+
+
+def load_probe():
+    spec = importlib.util.spec_from_file_location("verifier_probe", ROOT / "scripts" / "verifier_probe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_probe_pairs_answers_that_differ_only_in_the_number():
+    pairs = load_probe().minimal_pairs([("What is 13 * 5?", 65), ("What is 3 - 7?", -4)], seed=0)
+    assert [(pair["operator"], pair["error"]) for pair in pairs] == [
+        ("*", "one off"), ("*", "2-9 off"), ("*", "ten off"), ("-", "one off"), ("-", "2-9 off"), ("-", "ten off"),
+    ]
+    assert pairs[0]["right"] == "13 * 5 = 65.\n<answer>65</answer>"
+    for pair, size in zip(pairs, (1, (2, 9), 10, 1, (2, 9), 10), strict=True):
+        gold, wrong = (int(re.search(r"<answer>(-?\d+)<", pair[key]).group(1)) for key in ("right", "wrong"))
+        low, high = size if isinstance(size, tuple) else (size, size)
+        assert low <= abs(wrong - gold) <= high
+        assert pair["wrong"] == pair["right"].replace(str(gold), str(wrong))
+
+
+def test_the_probe_scores_a_trained_verifier_by_operator_and_error(tiny_verifier):
+    result = load_probe().probe(str(tiny_verifier / "reward_model"), [("What is 3 + 4?", 7), ("What is 5 * 2?", 10)])
+    assert {group: row["pairs"] for group, row in result.items()} == {
+        "all": 6, "+": 3, "*": 3, "one off": 2, "2-9 off": 2, "ten off": 2,
+    }
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in result.values())
+
+
+def test_the_probe_reads_a_runs_groups_for_the_verifiers_agreement_with_accuracy(tmp_path):
+    import pandas as pd
+
+    def row(step, question, verifier, accuracy, formatted=1.0):
+        prompt = [{"role": "system", "content": "Solve."}, {"role": "user", "content": question}]
+        return {"step": step, "prompt": prompt, "reward_model": verifier, "accuracy": accuracy, "format": formatted}
+
+    (tmp_path / "completions").mkdir()
+    rows = [
+        row(1, "What is 1 + 1?", 0.9, 1.0), row(1, "What is 1 + 1?", 0.2, 0.0), row(1, "What is 1 + 1?", 0.95, 0.0),
+        row(1, "What is 1 + 1?", 0.99, 0.0, formatted=0.0),  # unformatted: format's business, not counted
+        row(2, "What is 2 + 2?", 0.1, 1.0), row(2, "What is 2 + 2?", 0.8, 0.0),
+    ]
+    pd.DataFrame(rows).to_parquet(tmp_path / "completions" / "completions_00001.parquet")
+    halves = load_probe().training_agreement(tmp_path)
+    assert halves["first half"]["pairs"] == 2 and halves["first half"]["agreement"] == 0.5
+    assert halves["second half"]["pairs"] == 1 and halves["second half"]["agreement"] == 0.0
+    assert halves["second half"]["training accuracy"] == 0.5
