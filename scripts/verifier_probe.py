@@ -95,7 +95,11 @@ def ranked_questions(pairs_file: Path) -> list[tuple[str, int]]:
 
     seen = {json.loads(line)["prompt"] for line in pairs_file.read_text().splitlines() if line.strip()}
     train = load_arithmetic(split="train", size=1200)  # every problem of the default settings (20 * 20 * 3)
-    return [(row["question"], int(row["answer"])) for row in train if row["question"] in seen]
+    questions = [(row["question"], int(row["answer"])) for row in train if row["question"] in seen]
+    if len(questions) < len(seen):
+        raise SystemExit(f"--pairs {pairs_file}: {len(seen) - len(questions)} of its problems are not default-settings "
+                         "arithmetic training problems (operands 1-20, one operation); the probe knows only those.")
+    return questions
 
 
 def main(argv: list[str] | None = None) -> int:
