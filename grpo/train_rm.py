@@ -220,22 +220,27 @@ def as_chats(pair: dict) -> dict:
 
 def pairwise_accuracy(folder: Path, pairs: list[dict], cfg: DictConfig) -> dict:
     """How often the saved model, loaded as `reward=verifier` loads it, scores the chosen answer above the rejected."""
-    from grpo.rewards import RewardModelReward
-
     if not pairs:
         return {"heldout_pairs": 0, "heldout_accuracy": float("nan"), "heldout_margin": float("nan")}
-    verifier = RewardModelReward(
-        model=str(folder), input_format="chat", normalize="none", batch_size=cfg.rm.batch_size,
-        max_length=cfg.trainer.max_length or 512,
-    )
-    chosen = verifier.score([(pair["prompt"], pair["chosen"]) for pair in pairs])
-    rejected = verifier.score([(pair["prompt"], pair["rejected"]) for pair in pairs])
-    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    margins = score_margins(str(folder), pairs, cfg.rm.batch_size, cfg.trainer.max_length or 512)
     return {
         "heldout_pairs": len(pairs),
         "heldout_accuracy": sum(margin > 0 for margin in margins) / len(margins),
         "heldout_margin": sum(margins) / len(margins),
     }
+
+
+def score_margins(model: str, pairs: Sequence[dict], batch_size: int, max_length: int = 512) -> list[float]:
+    """Per `{prompt, chosen, rejected}` pair: the chosen answer's score minus the rejected one's, from the reward
+    model loaded as `reward=verifier` loads it (chat turns, raw logits)."""
+    from grpo.rewards import RewardModelReward
+
+    verifier = RewardModelReward(
+        model=model, input_format="chat", normalize="none", batch_size=batch_size, max_length=max_length
+    )
+    chosen = verifier.score([(pair["prompt"], pair["chosen"]) for pair in pairs])
+    rejected = verifier.score([(pair["prompt"], pair["rejected"]) for pair in pairs])
+    return [c - r for c, r in zip(chosen, rejected, strict=True)]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

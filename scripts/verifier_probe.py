@@ -19,7 +19,6 @@ of training. That is the verifier's accuracy where it counts, on the policy's ow
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -46,16 +45,16 @@ def minimal_pairs(questions: list[tuple[str, int]], seed: int) -> list[dict]:
 
 def probe(model: str, questions: list[tuple[str, int]], seed: int = 0, batch_size: int = 64) -> dict:
     """Share of minimal pairs the verifier ranks right, overall, by operator and by error size."""
-    from grpo.rewards import RewardModelReward
+    from grpo.train_rm import score_margins
 
-    verifier = RewardModelReward(model=model, input_format="chat", normalize="none", batch_size=batch_size)
     pairs = minimal_pairs(questions, seed)
-    right = verifier.score([(pair["prompt"], pair["right"]) for pair in pairs])
-    wrong = verifier.score([(pair["prompt"], pair["wrong"]) for pair in pairs])
+    margins = score_margins(
+        model, [{"prompt": p["prompt"], "chosen": p["right"], "rejected": p["wrong"]} for p in pairs], batch_size
+    )
     ranked = defaultdict(list)
-    for pair, high, low in zip(pairs, right, wrong, strict=True):
+    for pair, margin in zip(pairs, margins, strict=True):
         for group in ("all", pair["operator"], pair["error"]):
-            ranked[group].append(high > low)
+            ranked[group].append(margin > 0)
     return {group: {"accuracy": sum(hits) / len(hits), "pairs": len(hits)} for group, hits in ranked.items()}
 
 
@@ -92,8 +91,9 @@ def held_out_questions() -> list[tuple[str, int]]:
 def ranked_questions(pairs_file: Path) -> list[tuple[str, int]]:
     """The training problems a verifier saw pairs of (grpo.train_rm's pairs.jsonl), with their answers."""
     from grpo.data.arithmetic import load_arithmetic
+    from grpo.train_rm import read_pairs
 
-    seen = {json.loads(line)["prompt"] for line in pairs_file.read_text().splitlines() if line.strip()}
+    seen = {pair["prompt"] for pair in read_pairs(str(pairs_file))}
     train = load_arithmetic(split="train", size=1200)  # every problem of the default settings (20 * 20 * 3)
     questions = [(row["question"], int(row["answer"])) for row in train if row["question"] in seen]
     if len(questions) < len(seen):
@@ -116,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.model:
         parser.error("give a reward model folder, or --run RUN_DIR")
-    questions = ranked_questions(args.pairs) if args.pairs else held_out_questions()
+    from grpo.errors import ConfigError
+
+    try:
+        questions = ranked_questions(args.pairs) if args.pairs else held_out_questions()
+    except ConfigError as error:  # a pairs file with a bad line: the reader names it
+        raise SystemExit(f"error: {error}") from None
     result = probe(args.model, questions, args.seed)
     print(f"{'pairs of':<10} {'accuracy':>8} {'pairs':>6}")
     for group, row in result.items():
