@@ -77,7 +77,8 @@ def train_reward_model(cfg: DictConfig) -> dict:
 
 def check_rm(cfg: DictConfig) -> None:
     """Refuse `rm` values that cannot work, before anything loads."""
-    for key, at_least in (("prompts", 1), ("samples_per_prompt", 2), ("max_pairs_per_prompt", 1), ("batch_size", 1)):
+    whole = (("prompts", 1), ("samples_per_prompt", 2), ("max_pairs_per_prompt", 1), ("answer_swaps", 0), ("batch_size", 1))
+    for key, at_least in whole:
         if not is_whole_number(cfg[key], at_least=at_least):
             raise ConfigError(f"rm.{key}={cfg[key]!r}: must be a whole number, at least {at_least}.")
     if not (isinstance(cfg.heldout_fraction, float) and 0 < cfg.heldout_fraction < 1):
@@ -90,11 +91,12 @@ def check_rm(cfg: DictConfig) -> None:
 
 
 def read_pairs(path: str) -> list[dict]:
-    """`{prompt, chosen, rejected}` rows (strings) from a JSON-lines file; an error names the line."""
+    """`{prompt, chosen, rejected}` rows (strings) from a JSON-lines file, with the `origin` train_rm writes
+    ("sampled" or "swapped") where there is one; an error names the line."""
     from grpo.data.jsonl import read_jsonl
 
     rows = read_jsonl(path, key="rm.pairs", required=PAIR_FIELDS, check=_pair_problem)
-    return [{field: row[field] for field in PAIR_FIELDS} for row in rows]
+    return [{field: row[field] for field in (*PAIR_FIELDS, "origin") if field in row} for row in rows]
 
 
 def _pair_problem(row: dict) -> str | None:
@@ -126,11 +128,13 @@ def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> list[dict]:
         )
     scored = score(repeated, completions, rewards)
     rng = random.Random(cfg.seed)
+    starts = range(0, len(scored), cfg.rm.samples_per_prompt)
+    swaps = swap_pairs(repeated, scored, starts, cfg.rm.answer_swaps, tokenizer, rewards, rng)
     pairs = []
-    for start in range(0, len(scored), cfg.rm.samples_per_prompt):
+    for start in starts:
         answers = scored[start : start + cfg.rm.samples_per_prompt]
         question = repeated[start]["prompt"][-1]["content"]
-        pairs += pairs_of(question, answers, cfg.rm.max_pairs_per_prompt, rng)
+        pairs += pairs_of(question, answers, cfg.rm.max_pairs_per_prompt, rng) + swaps.get(start, [])
     if not pairs:
         raise ConfigError(
             "rm: no problem had a better and a worse answer among its samples, so there is nothing to rank; raise "
@@ -144,7 +148,44 @@ def pairs_of(question: str, answers: Sequence[dict], limit: int, rng: random.Ran
     unique = {answer["completion"]: answer["reward"] for answer in answers}
     ranked = [(chosen, rejected) for chosen, high in unique.items() for rejected, low in unique.items() if high > low]
     rng.shuffle(ranked)
-    return [{"prompt": question, "chosen": chosen, "rejected": rejected} for chosen, rejected in ranked[:limit]]
+    return [
+        {"prompt": question, "chosen": chosen, "rejected": rejected, "origin": "sampled"}
+        for chosen, rejected in ranked[:limit]
+    ]
+
+
+def swap_pairs(
+    rows, scored: list[dict], starts: range, per_problem: int, tokenizer, rewards: dict, rng: random.Random
+) -> dict[int, list[dict]]:
+    """Per problem (keyed by its first row): up to `per_problem` pairs of a sampled answer and the same answer with
+    its final number swapped (grpo/answer_swaps.py), ordered by the rewards' total for each."""
+    from grpo.answer_swaps import swaps_of
+    from grpo.eval.generate import Completion
+    from grpo.eval.metrics import score
+
+    if per_problem and "answer" not in rows.column_names:
+        log.warning("rm.answer_swaps=%d: the dataset has no 'answer' column to swap in; no swapped pairs", per_problem)
+        per_problem = 0
+    where, originals, swapped = [], [], []
+    for start in starts if per_problem else ():
+        answers = [answer["completion"] for answer in scored[start : start + starts.step]]
+        for original, text in swaps_of(answers, str(rows[start]["answer"]), per_problem, rng):
+            where.append(start)
+            originals.append(next(a for a in scored[start : start + starts.step] if a["completion"] == original))
+            swapped.append(Completion(text, tokenizer(text, add_special_tokens=False)["input_ids"]))
+    pairs: dict[int, list[dict]] = {}
+    if not where:
+        return pairs
+    question = {start: rows[start]["prompt"][-1]["content"] for start in set(where)}
+    for start, original, twin in zip(where, originals, score(rows.select(where), swapped, rewards), strict=True):
+        if twin["reward"] == original["reward"]:
+            continue  # the rewards do not tell them apart (e.g. both malformed): nothing to learn from the pair
+        better, worse = (twin, original) if twin["reward"] > original["reward"] else (original, twin)
+        pairs.setdefault(start, []).append({
+            "prompt": question[start], "chosen": better["completion"], "rejected": worse["completion"],
+            "origin": "swapped",
+        })  # fmt: skip
+    return pairs
 
 
 def split_by_prompt(pairs: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -223,11 +264,16 @@ def pairwise_accuracy(folder: Path, pairs: list[dict], cfg: DictConfig) -> dict:
     if not pairs:
         return {"heldout_pairs": 0, "heldout_accuracy": float("nan"), "heldout_margin": float("nan")}
     margins = score_margins(str(folder), pairs, cfg.rm.batch_size, cfg.trainer.max_length or 512)
-    return {
+    result = {
         "heldout_pairs": len(pairs),
         "heldout_accuracy": sum(margin > 0 for margin in margins) / len(margins),
         "heldout_margin": sum(margins) / len(margins),
     }
+    origins = sorted({pair.get("origin") for pair in pairs} - {None})
+    for origin in origins if len(origins) > 1 else ():  # sampled pairs and swapped ones, each on its own
+        hits = [margin > 0 for pair, margin in zip(pairs, margins) if pair.get("origin") == origin]
+        result[f"heldout_accuracy_{origin}"] = sum(hits) / len(hits)
+    return result
 
 
 def score_margins(model: str, pairs: Sequence[dict], batch_size: int, max_length: int = 512) -> list[float]:

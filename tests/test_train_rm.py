@@ -48,7 +48,8 @@ def tiny_verifier(tiny_checkpoint, tmp_path_factory) -> Path:
 
 def test_sampled_pairs_train_a_reward_model_that_is_saved_with_its_accuracy(tiny_verifier):
     pairs = [json.loads(line) for line in (tiny_verifier / "pairs.jsonl").read_text().splitlines()]
-    assert pairs and all(set(pair) == {"prompt", "chosen", "rejected"} for pair in pairs)
+    assert pairs and all(set(pair) == {"prompt", "chosen", "rejected", "origin"} for pair in pairs)
+    assert {pair["origin"] for pair in pairs} == {"sampled"}  # random text has no answer to swap
     assert all(pair["chosen"] != pair["rejected"] for pair in pairs)
     assert all(pair["prompt"].startswith("What is") for pair in pairs)  # the question, not the few-shot turns
     result = json.loads((tiny_verifier / "rm_eval.json").read_text())
@@ -111,6 +112,7 @@ def test_pairs_keep_only_strictly_better_answers_and_hold_out_whole_prompts():
     "overrides, message",
     [
         (["rm.samples_per_prompt=1"], "rm.samples_per_prompt=1: must be a whole number, at least 2"),
+        (["rm.answer_swaps=-1"], "rm.answer_swaps=-1: must be a whole number, at least 0"),
         (["rm.heldout_fraction=1.5"], "rm.heldout_fraction=1.5"),
         (["rm.temperature=0"], "rm.temperature=0"),
         (["rm.pairs=/no/such/pairs.jsonl"], "rm.pairs=/no/such/pairs.jsonl: no such file"),
