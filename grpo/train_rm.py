@@ -77,8 +77,9 @@ def train_reward_model(cfg: DictConfig) -> dict:
 
 def check_rm(cfg: DictConfig) -> None:
     """Refuse `rm` values that cannot work, before anything loads."""
-    whole = (("prompts", 1), ("samples_per_prompt", 2), ("max_pairs_per_prompt", 1), ("answer_swaps", 0), ("batch_size", 1))
-    for key, at_least in whole:
+    for key, at_least in (
+        ("prompts", 1), ("samples_per_prompt", 2), ("max_pairs_per_prompt", 1), ("answer_swaps", 0), ("batch_size", 1)
+    ):
         if not is_whole_number(cfg[key], at_least=at_least):
             raise ConfigError(f"rm.{key}={cfg[key]!r}: must be a whole number, at least {at_least}.")
     if not (isinstance(cfg.heldout_fraction, float) and 0 < cfg.heldout_fraction < 1):
@@ -168,10 +169,10 @@ def swap_pairs(
         per_problem = 0
     where, originals, swapped = [], [], []
     for start in starts if per_problem else ():
-        answers = [answer["completion"] for answer in scored[start : start + starts.step]]
-        for original, text in swaps_of(answers, str(rows[start]["answer"]), per_problem, rng):
+        answers = {answer["completion"]: answer for answer in scored[start : start + starts.step]}
+        for original, text in swaps_of(list(answers), str(rows[start]["answer"]), per_problem, rng):
             where.append(start)
-            originals.append(next(a for a in scored[start : start + starts.step] if a["completion"] == original))
+            originals.append(answers[original])
             swapped.append(Completion(text, tokenizer(text, add_special_tokens=False)["input_ids"]))
     pairs: dict[int, list[dict]] = {}
     if not where:
