@@ -16,7 +16,7 @@ from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
 from grpo.reward_setup import build_rewards
 from grpo.train import train
-from grpo.train_rm import pairs_of, split_by_prompt, train_reward_model
+from grpo.train_rm import pairs_of, read_pairs, split_by_prompt, train_reward_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +136,17 @@ def test_a_pair_file_with_a_missing_field_names_the_line(tmp_path):
     pairs_file.write_text('{"prompt": "q", "chosen": " ", "rejected": "b"}\n')
     with pytest.raises(ConfigError, match=r"line 1 has no text in 'chosen'"):
         train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", f"rm.pairs={pairs_file}"))
+
+
+def test_a_pair_file_keeps_the_origin_train_rm_wrote_and_nothing_else(tmp_path):
+    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file.write_text(
+        '{"prompt": "q", "chosen": "a", "rejected": "b", "origin": "swapped", "note": "x"}\n'
+        '{"prompt": "q", "chosen": "a", "rejected": "c"}\n'
+    )
+    assert read_pairs(str(pairs_file)) == [
+        {"prompt": "q", "chosen": "a", "rejected": "b", "origin": "swapped"}, {"prompt": "q", "chosen": "a", "rejected": "c"}
+    ]
 
 
 def test_the_train_rm_config_composes_with_every_key_resolved():
