@@ -8,7 +8,9 @@ only learned the shape of an answer is at chance (0.5). Accuracy by operator and
 
 With `--run`, it reads instead what a policy run trained on (TRL's `<run>/completions/*.parquet`): within each group,
 how often the verifier's reward put a right answer above a well-formed wrong one, in the first and the second half
-of training. That is the verifier's accuracy where it counts, on the policy's own answers as they change.
+of training. That is the verifier's accuracy where it counts, on the policy's own answers as they change. Beside
+it, how much of the policy's push (|advantage|) came from groups with no right answer at all: there a rule-based
+accuracy reward is flat and pushes nothing, a verifier pushes towards the wrong answers it likes best.
 
     python scripts/verifier_probe.py outputs/rm/verifier/reward_model                    # held-out problems
     python scripts/verifier_probe.py outputs/rm/verifier/reward_model --pairs outputs/rm/verifier/pairs.jsonl
@@ -60,7 +62,8 @@ def probe(model: str, questions: list[tuple[str, int]], seed: int = 0, batch_siz
 
 def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
     """Per half of a reward=verifier run: (right, formatted wrong) answer pairs within a step's group, and the share
-    the verifier's reward ranked right; the half's training accuracy beside it."""
+    the verifier's reward ranked right; the half's training accuracy beside it, and the share of the policy's push
+    (sum of |advantage|) that came from groups with no right answer, where only the verifier's taste decides."""
     import pandas as pd
 
     files = sorted((run_dir / "completions").glob("*.parquet"))
@@ -77,8 +80,11 @@ def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
             wrong = group[(group["accuracy"] == 0) & (group["format"] == 1)][reward]
             hits += sum(high > low for high in right for low in wrong)
             pairs += len(right) * len(wrong)
+        no_right = rows.groupby(["step", "question"])["accuracy"].transform("max") == 0
+        push = rows["advantage"].abs() if "advantage" in rows else pd.Series(float("nan"), index=rows.index)
         halves[half] = {"agreement": hits / pairs if pairs else float("nan"), "pairs": pairs,
-                        "training accuracy": rows["accuracy"].mean()}  # fmt: skip
+                        "training accuracy": rows["accuracy"].mean(),
+                        "push without a right answer": push[no_right].sum() / push.sum()}  # fmt: skip
     return halves
 
 
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         for half, row in training_agreement(args.run).items():
             print(f"{half}: right above formatted wrong in {row['agreement']:.3f} of {row['pairs']} pairs "
-                  f"(training accuracy {row['training accuracy']:.3f})")  # fmt: skip
+                  f"(training accuracy {row['training accuracy']:.3f}); "
+                  f"{row['push without a right answer']:.2f} of |advantage| from groups with none right")  # fmt: skip
         return 0
     if not args.model:
         parser.error("give a reward model folder, or --run RUN_DIR")

@@ -145,7 +145,8 @@ def test_a_pair_file_keeps_the_origin_train_rm_wrote_and_nothing_else(tmp_path):
         '{"prompt": "q", "chosen": "a", "rejected": "c"}\n'
     )
     assert read_pairs(str(pairs_file)) == [
-        {"prompt": "q", "chosen": "a", "rejected": "b", "origin": "swapped"}, {"prompt": "q", "chosen": "a", "rejected": "c"}
+        {"prompt": "q", "chosen": "a", "rejected": "b", "origin": "swapped"},
+        {"prompt": "q", "chosen": "a", "rejected": "c"},
     ]
 
 
@@ -189,7 +190,8 @@ def test_the_probe_reads_a_runs_groups_for_the_verifiers_agreement_with_accuracy
 
     def row(step, question, verifier, accuracy, formatted=1.0):
         prompt = [{"role": "system", "content": "Solve."}, {"role": "user", "content": question}]
-        return {"step": step, "prompt": prompt, "reward_model": verifier, "accuracy": accuracy, "format": formatted}
+        return {"step": step, "prompt": prompt, "reward_model": verifier, "accuracy": accuracy, "format": formatted,
+                "advantage": verifier - 0.5}  # fmt: skip
 
     (tmp_path / "completions").mkdir()
     rows = [
@@ -202,3 +204,8 @@ def test_the_probe_reads_a_runs_groups_for_the_verifiers_agreement_with_accuracy
     assert halves["first half"]["pairs"] == 2 and halves["first half"]["agreement"] == 0.5
     assert halves["second half"]["pairs"] == 1 and halves["second half"]["agreement"] == 0.0
     assert halves["second half"]["training accuracy"] == 0.5
+    assert halves["first half"]["push without a right answer"] == 0.0  # its one group has a right answer
+    no_right = {**row(2, "What is 3 + 3?", 0.7, 0.0), "advantage": 0.9}
+    pd.DataFrame([*rows, no_right]).to_parquet(tmp_path / "completions" / "completions_00001.parquet")
+    push = load_probe().training_agreement(tmp_path)["second half"]["push without a right answer"]
+    assert push == pytest.approx(0.9 / (0.4 + 0.3 + 0.9))
