@@ -70,6 +70,9 @@ def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
     if not files:
         raise SystemExit(f"--run {run_dir}: no completions/*.parquet (the run needs trainer.log_completions=true).")
     table = pd.concat(pd.read_parquet(path) for path in files)
+    missing = [column for column in (reward, "accuracy", "format") if column not in table]
+    if missing:
+        raise SystemExit(f"--run {run_dir}: its completions lack the column(s) {missing}: a reward=verifier run?")
     table["question"] = table["prompt"].map(lambda turns: turns[-1]["content"])
     middle = table["step"].max() // 2
     halves = {}
