@@ -6,7 +6,8 @@ malformed), and each problem's answers become chosen/rejected pairs. A sequence-
 (the policy's own backbone by default) learns to rank them (Bradley-Terry loss). The folder it writes is what
 `reward=verifier reward.reward_model.fn.model=<run>/reward_model` trains a policy with.
 
-    sample (policy, train split) -> label (reward group) -> pairs.jsonl -> RewardTrainer -> reward_model/
+    sample (policy, train split) -> label (reward group) -> pairs, and swapped-answer pairs (grpo/answer_swaps.py)
+    -> pairs.jsonl -> RewardTrainer -> reward_model/
     -> held-out pairwise accuracy (rm_eval.json)
 
     python -m grpo.train_rm                                     # embedded model and arithmetic task, offline
