@@ -52,19 +52,24 @@ def swap_target(answer: str, gold: str, rng: random.Random) -> str | None:
         value = int(gold)
     except ValueError:
         return None
-    return str(value + rng.choice((-1, 1)) * rng.randint(*NEAR_MISS))
+    return str(near_miss(value, rng))
+
+
+def near_miss(gold: int, rng: random.Random, low: int = NEAR_MISS[0], high: int = NEAR_MISS[1]) -> int:
+    """`gold` moved by `low` to `high`, up or down."""
+    return gold + rng.choice((-1, 1)) * rng.randint(low, high)
 
 
 def swaps_of(answers: list[str], gold: str, limit: int, rng: random.Random) -> list[tuple[str, str]]:
-    """Up to `limit` (answer, swapped answer) couples from distinct answers to one problem."""
+    """Up to `limit` (answer, swapped answer) couples from distinct answers to one problem (the swapped number always
+    differs from the answer's: the gold one for a wrong answer, a near miss for a right one)."""
     distinct = list(dict.fromkeys(answers))
     rng.shuffle(distinct)
     couples = []
     for answer in distinct:
         target = swap_target(answer, gold, rng)
-        swapped = swap_answer(answer, target) if target is not None else None
-        if swapped is not None and swapped != answer:
-            couples.append((answer, swapped))
+        if target is not None:  # None: no plain number in the answer block, or no near miss of the gold to make
+            couples.append((answer, swap_answer(answer, target)))
         if len(couples) == limit:
             break
     return couples

@@ -30,13 +30,15 @@ ERRORS = {"one off": (1, 1), "2-9 off": (2, 9), "ten off": (10, 10)}
 
 def minimal_pairs(questions: list[tuple[str, int]], seed: int) -> list[dict]:
     """(question, right, wrong) texts for each problem and each size of error, labelled by operator and error."""
+    from grpo.answer_swaps import near_miss
+
     rng = random.Random(seed)
     pairs = []
     for question, gold in questions:
         expression = question.removeprefix("What is ").removesuffix("?")
         operator = expression.split()[1]
         for error, (low, high) in ERRORS.items():
-            wrong = gold + rng.choice((-1, 1)) * rng.randint(low, high)
+            wrong = near_miss(gold, rng, low, high)
             pairs.append({
                 "prompt": question, "operator": operator, "error": error,
                 "right": f"{expression} = {gold}.\n<answer>{gold}</answer>",
