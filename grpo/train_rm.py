@@ -9,6 +9,7 @@ malformed), and each problem's answers become chosen/rejected pairs. A sequence-
     sample (policy, train split) -> label (reward group) -> pairs, and swapped-answer pairs (grpo/answer_swaps.py)
     -> pairs.jsonl -> RewardTrainer -> reward_model/
     -> held-out pairwise accuracy (rm_eval.json)
+    -> the threshold between its scores of right and wrong answers (answers.jsonl; grpo/verifier_threshold.py)
 
     python -m grpo.train_rm                                     # embedded model and arithmetic task, offline
     python -m grpo.train_rm rm.pairs=pairs.jsonl                # your own {"prompt", "chosen", "rejected"} lines
@@ -35,16 +36,19 @@ from grpo.reward_setup import build_rewards
 log = logging.getLogger(__name__)
 
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
-PAIRS_FILE, EVAL_FILE, MODEL_DIR = "pairs.jsonl", "rm_eval.json", "reward_model"
+ANSWER_FIELDS = ("prompt", "completion", "correct")
+PAIRS_FILE, ANSWERS_FILE, EVAL_FILE, MODEL_DIR = "pairs.jsonl", "answers.jsonl", "rm_eval.json", "reward_model"
 
 
 def train_reward_model(cfg: DictConfig) -> dict:
-    """Sample and label pairs (or read `rm.pairs`), train the reward model, save it and measure it on held-out pairs;
-    returns rm_eval.json's content."""
+    """Sample and label pairs (or read `rm.pairs`), train the reward model, save it, measure it on held-out pairs and
+    calibrate its right/wrong threshold on the labelled answers (sampled, or `rm.answers`); returns rm_eval.json's
+    content."""
     check_rm(cfg.rm)
     run_dir = Path(cfg.trainer.output_dir)
     rewards = None if cfg.rm.pairs else build_rewards(cfg.reward)
     pairs = read_pairs(cfg.rm.pairs) if cfg.rm.pairs else None
+    answers = read_answers(cfg.rm.answers) if cfg.rm.answers else None
 
     from transformers import set_seed
 
@@ -55,9 +59,11 @@ def train_reward_model(cfg: DictConfig) -> dict:
     set_seed(cfg.seed)
     checkpoint = resolve_checkpoint(cfg.model)
     if pairs is None:
-        pairs = sample_pairs(cfg, checkpoint, rewards)
+        pairs, answers = sample_pairs(cfg, checkpoint, rewards)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / PAIRS_FILE, pairs)
+    if answers is not None:
+        write_jsonl(run_dir / ANSWERS_FILE, answers)
     train_pairs, held_out = split_by_prompt(pairs, cfg.rm.heldout_fraction, cfg.seed)
     log.info(
         "pairs: %d to train on, %d held out; to train again without sampling: rm.pairs=%s",
@@ -66,6 +72,7 @@ def train_reward_model(cfg: DictConfig) -> dict:
 
     folder = fit(cfg, args, checkpoint, train_pairs, held_out, run_dir)
     result = {"model": str(folder), "train_pairs": len(train_pairs), **pairwise_accuracy(folder, held_out, cfg)}
+    result |= calibrate(folder, answers or [], {pair["prompt"] for pair in held_out}, cfg)
     (run_dir / EVAL_FILE).write_text(json.dumps(result, indent=2) + "\n")
     log.info(
         "held-out pairwise accuracy %.3f (%d pairs, mean margin %.3f). Train a policy with it:\n"
@@ -90,6 +97,8 @@ def check_rm(cfg: DictConfig) -> None:
     check_dtype("rm.dtype", cfg.dtype)
     if cfg.pairs is not None and not Path(cfg.pairs).is_file():
         raise ConfigError(f"rm.pairs={cfg.pairs}: no such file (JSON lines of {list(PAIR_FIELDS)}).")
+    if cfg.answers is not None and not Path(cfg.answers).is_file():
+        raise ConfigError(f"rm.answers={cfg.answers}: no such file (JSON lines of {list(ANSWER_FIELDS)}).")
 
 
 def read_pairs(path: str) -> list[dict]:
@@ -106,9 +115,25 @@ def _pair_problem(row: dict) -> str | None:
     return f"has no text in '{empty[0]}'" if empty else None
 
 
-def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> list[dict]:
+def read_answers(path: str) -> list[dict]:
+    """`{prompt, completion, correct}` rows (the answers.jsonl train_rm writes when it samples) to calibrate the
+    threshold on; an error names the line."""
+    from grpo.data.jsonl import read_jsonl
+
+    rows = read_jsonl(path, key="rm.answers", required=ANSWER_FIELDS, check=_answer_problem)
+    return [{field: row[field] for field in ANSWER_FIELDS} for row in rows]
+
+
+def _answer_problem(row: dict) -> str | None:
+    if not isinstance(row["prompt"], str) or not isinstance(row["completion"], str):
+        return "needs text in 'prompt' and 'completion'"
+    return None if isinstance(row["correct"], bool) else "needs true or false in 'correct'"
+
+
+def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> tuple[list[dict], list[dict]]:
     """The policy answers `rm.prompts` training problems `rm.samples_per_prompt` times; each problem's answers,
-    ranked by the rewards' weighted total, give up to `rm.max_pairs_per_prompt` (better, worse) pairs."""
+    ranked by the rewards' weighted total, give up to `rm.max_pairs_per_prompt` (better, worse) pairs. Returns the
+    pairs and every answer with whether it is right (the accuracy reward's 1), to calibrate the threshold on."""
     from grpo.data import build_dataset
     from grpo.eval.generate import build_generation_config, generate
     from grpo.eval.metrics import score
@@ -132,17 +157,18 @@ def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> list[dict]:
     rng = random.Random(cfg.seed)
     starts = range(0, len(scored), cfg.rm.samples_per_prompt)
     swaps = swap_pairs(repeated, scored, starts, cfg.rm.answer_swaps, tokenizer, rewards, rng)
-    pairs = []
+    pairs, labelled = [], []
     for start in starts:
         answers = scored[start : start + cfg.rm.samples_per_prompt]
         question = repeated[start]["prompt"][-1]["content"]
         pairs += pairs_of(question, answers, cfg.rm.max_pairs_per_prompt, rng) + swaps.get(start, [])
+        labelled += [{"prompt": question, "completion": a["completion"], "correct": a["correct"]} for a in answers]
     if not pairs:
         raise ConfigError(
             "rm: no problem had a better and a worse answer among its samples, so there is nothing to rank; raise "
             "rm.samples_per_prompt or rm.temperature, or give pairs with rm.pairs=FILE."
         )
-    return pairs
+    return pairs, labelled
 
 
 def pairs_of(question: str, answers: Sequence[dict], limit: int, rng: random.Random) -> list[dict]:
@@ -289,6 +315,50 @@ def score_margins(model: str, pairs: Sequence[dict], batch_size: int, max_length
     chosen = verifier.score([(pair["prompt"], pair["chosen"]) for pair in pairs])
     rejected = verifier.score([(pair["prompt"], pair["rejected"]) for pair in pairs])
     return [c - r for c, r in zip(chosen, rejected, strict=True)]
+
+
+def calibrate(folder: Path, answers: list[dict], held_prompts: set[str], cfg: DictConfig) -> dict:
+    """The threshold that best tells the sampled right answers from the wrong ones (grpo/verifier_threshold.py),
+    stored in the model's config.json for `normalize=threshold`; with the share of each it calls correctly on the
+    problems it trained on and on the held-out ones apart.
+
+    Every answer counts, not only the held-out problems': GRPO then trains on these same problems (the quickstart's
+    200 are rm.prompts' 200), where the verifier scores right answers higher than on problems it never saw; measured,
+    the held-out tenth alone put the threshold at -1.6, calling 0.29 of the trained problems' wrong answers right,
+    where all answers put it at 1.0 and called 0.09 right (README, reward=verifier: verifier 8).
+    """
+    from transformers import AutoConfig
+
+    from grpo.rewards import RewardModelReward
+    from grpo.verifier_threshold import CONFIG_KEY, best_threshold, verdict_rates
+
+    right = [answer["correct"] for answer in answers]
+    if all(right) or not any(right):
+        log.warning(
+            "no threshold calibrated: the sampled answers (%d) are not both right and wrong; "
+            "reward=verifier with normalize=threshold then needs reward.reward_model.fn.threshold=<raw score>",
+            len(answers),
+        )
+        return {}
+    verifier = RewardModelReward(
+        model=str(folder), input_format="chat", normalize="none", batch_size=cfg.rm.batch_size,
+        max_length=cfg.trainer.max_length or 512,
+    )
+    scores = verifier.score([(answer["prompt"], answer["completion"]) for answer in answers])
+    threshold = best_threshold(scores, right)
+    config = AutoConfig.from_pretrained(folder)
+    setattr(config, CONFIG_KEY, threshold)
+    config.save_pretrained(folder)
+    result = {"threshold": threshold, "threshold_answers": len(answers)}
+    for split, held in (("trained", False), ("heldout", True)):
+        where = [i for i, answer in enumerate(answers) if (answer["prompt"] in held_prompts) == held]
+        rates = verdict_rates([scores[i] for i in where], [right[i] for i in where], threshold)
+        result |= {f"{split}_{name}": rate for name, rate in rates.items()}
+        log.info(
+            "threshold %.3f on %s problems' answers (%d): right ones called right %.3f, wrong ones called wrong %.3f",
+            threshold, split, len(where), rates["right_called_right"], rates["wrong_called_wrong"],
+        )
+    return result
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -200,6 +200,9 @@ def test_preset_weights_are_overridable(tiny_reward_models, tmp_path):
         (["reward.reward_model.fn.input_format=template", "reward.reward_model.fn.template='{completion}'"],
          r"reward.reward_model.fn.template='{completion}': needs exactly the fields"),
         (["reward.reward_model.fn.batch_size=0"], "reward.reward_model.fn.batch_size=0"),
+        (["+reward.reward_model.fn.threshold=nan"], r"reward.reward_model.fn.threshold=nan: a raw score"),
+        (["reward.reward_model.fn.normalize=threshold"],  # a model no grpo.train_rm calibrated
+         r"reward.reward_model.fn.normalize=threshold: .* carries no calibrated threshold .*fn.threshold=<raw score>"),
         (["reward.reward_model.on_unavailable=retry"], r"reward.reward_model.on_unavailable='retry'"),
         (["reward.reward_model.fallback=null"], r"reward.reward_model.on_unavailable=fallback needs .*fallback"),
         (["+reward.reward_model.fallback.length={weight: 1, fn: {_target_: grpo.rewards.length_reward, "
@@ -302,6 +305,25 @@ def test_normalizations(tiny_reward_models):
     second = running(COMPLETIONS[4:], prompts=PROMPTS[4:])
     mean, std = statistics.fmean(raw), statistics.pstdev(raw)  # every score seen so far
     assert second == pytest.approx([(x - mean) / std for x in raw[4:]], abs=1e-5)
+
+    middle = statistics.median(raw)
+    verdicts = RewardModelReward(model, normalize="threshold", threshold=middle)(COMPLETIONS, prompts=PROMPTS)
+    assert verdicts == [1.0 if x > middle else 0.0 for x in raw] and 0 < sum(verdicts) < 7
+
+
+def test_a_threshold_stored_in_the_model_config_is_used_unless_one_is_given(tiny_reward_models, tmp_path):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from grpo.verifier_threshold import CONFIG_KEY
+
+    source, folder = tiny_reward_models["llama"], tmp_path / "calibrated"
+    AutoModelForSequenceClassification.from_pretrained(source).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    config = AutoConfig.from_pretrained(folder)
+    setattr(config, CONFIG_KEY, 0.25)
+    config.save_pretrained(folder)
+    assert RewardModelReward(str(folder), normalize="threshold").threshold == 0.25
+    assert RewardModelReward(str(folder), normalize="threshold", threshold=-1.0).threshold == -1.0
 
 
 def test_missing_prompts_and_odd_completions_still_score(tiny_reward_models):

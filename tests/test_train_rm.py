@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
 from grpo.reward_setup import build_rewards
+from grpo.rewards import RewardModelReward
 from grpo.train import train
 from grpo.train_rm import pairs_of, read_pairs, split_by_prompt, train_reward_model
 
@@ -67,12 +68,15 @@ def test_the_trained_reward_model_drives_a_grpo_run_as_reward_verifier(tiny_veri
     overrides = [
         *tiny_overrides(tiny_checkpoint, tmp_path), "reward=verifier", f"reward.reward_model.fn.model={folder}",
         "reward.reward_model.fn.batch_size=2",
+        "reward.reward_model.fn.threshold=0.0",  # the tiny policy is never right: train_rm had nothing to calibrate
     ]
     rewards = build_rewards(compose_config(*overrides).reward)
     function, weight = rewards["reward_model"]
+    answers = ("3", "<answer>3</answer>")
     scores = function(prompts=[[{"role": "user", "content": "What is 1 + 2?"}]] * 2,
-                      completions=[[{"role": "assistant", "content": t}] for t in ("3", "<answer>3</answer>")])
-    assert weight == 1.0 and all(0.0 < score < 1.0 for score in scores) and scores[0] != scores[1]
+                      completions=[[{"role": "assistant", "content": text}] for text in answers])
+    raw = function.function.score([("What is 1 + 2?", text) for text in answers])
+    assert weight == 1.0 and scores == [1.0 if score > 0.0 else 0.0 for score in raw]  # a verdict, paid like accuracy
     assert rewards["accuracy"][1] == 0.0  # logged and evaluated, never paid
     trainer = train(compose_config(*overrides))
     assert any("rewards/reward_model/mean" in entry for entry in trainer.state.log_history)
@@ -85,15 +89,26 @@ def test_a_reward_model_trained_on_pairs_ranks_held_out_pairs_better_than_chance
     for index in range(60):
         a, b = rng.randint(1, 20), rng.randint(1, 20)
         lines.append({"prompt": f"What is {a} + {b}? ({index})", "chosen": f"{a + b} yes", "rejected": f"{a + b} no"})
-    pairs_file = tmp_path / "pairs.jsonl"
+    pairs_file, answers_file = tmp_path / "pairs.jsonl", tmp_path / "answers.jsonl"
     pairs_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    answers = [{"prompt": line["prompt"], "completion": line[side], "correct": side == "chosen"}
+               for line in lines for side in ("chosen", "rejected")]  # fmt: skip
+    answers_file.write_text("".join(json.dumps(answer) + "\n" for answer in answers))
     cfg = compose_rm(*tiny_rm(
-        tiny_checkpoint, tmp_path / "run", f"rm.pairs={pairs_file}", "rm.heldout_fraction=0.25",
-        "trainer.learning_rate=5e-3", "trainer.num_train_epochs=3", "model.lora=null",
+        tiny_checkpoint, tmp_path / "run", f"rm.pairs={pairs_file}", f"rm.answers={answers_file}",
+        "rm.heldout_fraction=0.25", "trainer.learning_rate=5e-3", "trainer.num_train_epochs=3", "model.lora=null",
     ))
     result = train_reward_model(cfg)
     assert result["heldout_pairs"] == 15
     assert result["heldout_accuracy"] >= 0.8, result  # chance is 0.5
+    # Calibrated on the 120 answers, the verifier's verdict tells "yes" from "no" as a right/wrong reward, on the
+    # problems it never saw too.
+    assert result["threshold_answers"] == 120
+    assert result["heldout_right_called_right"] >= 0.8 and result["heldout_wrong_called_wrong"] >= 0.8, result
+    verdict = RewardModelReward(model=result["model"], input_format="chat", normalize="threshold")
+    assert verdict.threshold == result["threshold"]
+    assert verdict(prompts=[[{"role": "user", "content": "What is 30 + 3? (99)"}]] * 2,
+                   completions=[[{"role": "assistant", "content": text}] for text in ("33 yes", "33 no")]) == [1.0, 0.0]
 
 
 def test_pairs_keep_only_strictly_better_answers_and_hold_out_whole_prompts():
@@ -116,6 +131,7 @@ def test_pairs_keep_only_strictly_better_answers_and_hold_out_whole_prompts():
         (["rm.heldout_fraction=1.5"], "rm.heldout_fraction=1.5"),
         (["rm.temperature=0"], "rm.temperature=0"),
         (["rm.pairs=/no/such/pairs.jsonl"], "rm.pairs=/no/such/pairs.jsonl: no such file"),
+        (["rm.answers=/no/such/answers.jsonl"], "rm.answers=/no/such/answers.jsonl: no such file"),
         (["+reward.format.fn.strict=true"], "reward.format.fn.strict: grpo.rewards.format.format_reward has no argument"),
     ],
 )

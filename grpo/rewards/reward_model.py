@@ -21,15 +21,16 @@ from typing import Any
 from grpo.arguments import checked_by, is_whole_number
 from grpo.errors import ConfigError, RewardUnavailable
 from grpo.rewards.text import completion_text, prompt_text
+from grpo.verifier_threshold import CONFIG_KEY
 
 INPUT_FORMATS = ("pair", "chat", "template")
-NORMALIZERS = ("none", "sigmoid", "running")
+NORMALIZERS = ("none", "sigmoid", "running", "threshold")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 log = logging.getLogger(__name__)
 
 
-def check_reward_model_settings(input_format, template, normalize, batch_size, max_length, dtype) -> None:
+def check_reward_model_settings(input_format, template, normalize, threshold, batch_size, max_length, dtype) -> None:
     """Refuse settings that cannot work; run on the config before anything loads (grpo.arguments.check_call)."""
     if input_format not in INPUT_FORMATS:
         raise ConfigError(f"input_format={input_format!r}: choose one of {list(INPUT_FORMATS)}.")
@@ -41,6 +42,8 @@ def check_reward_model_settings(input_format, template, normalize, batch_size, m
             )
     if normalize not in NORMALIZERS:
         raise ConfigError(f"normalize={normalize!r}: choose one of {list(NORMALIZERS)}.")
+    if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+        raise ConfigError(f"threshold={threshold!r}: a raw score (the head's logit), or null for the model's own.")
     if not is_whole_number(batch_size, at_least=1):
         raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer.")
     if not is_whole_number(max_length, at_least=1):
@@ -61,7 +64,9 @@ class RewardModelReward:
 
     Range: `normalize=none` gives the head's raw logit (unbounded, on the model's own scale),
     `sigmoid` maps it into (0, 1), `running` standardises it by the mean and std of every score seen so far
-    (about zero-mean, unit-std, unbounded), so that weights mean the same whatever the model's scale.
+    (about zero-mean, unit-std, unbounded), so that weights mean the same whatever the model's scale, and
+    `threshold` gives a verdict: 1.0 above `threshold` (a raw score), else 0.0. A verifier grpo.train_rm trained
+    carries its calibrated threshold in its config (grpo/verifier_threshold.py), used when `threshold` is null.
 
     Raises RewardUnavailable when the model cannot be loaded (not found, offline, out of memory, a missing
     tokenizer dependency) and ConfigError for settings that cannot work.
@@ -73,13 +78,14 @@ class RewardModelReward:
         input_format: str = "pair",
         template: str = "{prompt}\n\n{completion}",
         normalize: str = "sigmoid",
+        threshold: float | None = None,
         batch_size: int = 8,
         max_length: int = 512,
         device: str = "auto",
         dtype: str = "float32",
         trust_remote_code: bool = False,
     ):
-        check_reward_model_settings(input_format, template, normalize, batch_size, max_length, dtype)
+        check_reward_model_settings(input_format, template, normalize, threshold, batch_size, max_length, dtype)
         self.model_id = model
         self.input_format = input_format
         self.template = template
@@ -95,6 +101,14 @@ class RewardModelReward:
             )
         if input_format == "chat" and not self.tokenizer.chat_template:
             raise ConfigError(f"input_format=chat: {model}'s tokenizer has no chat template; use pair or template.")
+        self.threshold = threshold
+        if normalize == "threshold" and threshold is None:
+            self.threshold = getattr(self.model.config, CONFIG_KEY, None)
+            if self.threshold is None:
+                raise ConfigError(
+                    f"normalize=threshold: {model} carries no calibrated threshold (grpo.train_rm stores one when it "
+                    "samples the answers itself); give one: reward.<name>.fn.threshold=<raw score>."
+                )
         # Running statistics for normalize=running (Chan et al.'s parallel form of Welford's algorithm).
         self._count, self._mean, self._m2 = 0, 0.0, 0.0
 
@@ -173,6 +187,8 @@ class RewardModelReward:
             self._update(raw)
             std = math.sqrt(self._m2 / self._count) if self._count else 0.0
             return [(x - self._mean) / std if std > 0 else 0.0 for x in raw]
+        if self.normalize == "threshold":
+            return [1.0 if x > self.threshold else 0.0 for x in raw]
         return list(raw)
 
     def _update(self, raw: list[float]) -> None:
