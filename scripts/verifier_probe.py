@@ -10,7 +10,8 @@ With `--run`, it reads instead what a policy run trained on (TRL's `<run>/comple
 how often the verifier's reward put a right answer above a well-formed wrong one, in the first and the second half
 of training. That is the verifier's accuracy where it counts, on the policy's own answers as they change. Beside
 it, how much of the policy's push (|advantage|) came from groups with no right answer at all: there a rule-based
-accuracy reward is flat and pushes nothing, a verifier pushes towards the wrong answers it likes best.
+accuracy reward is flat and pushes nothing, a verifier pushes towards the wrong answers it likes best. And how
+often its reward paid the policy's right answers as right and its well-formed wrong ones as wrong.
 
     python scripts/verifier_probe.py outputs/rm/verifier/reward_model                    # held-out problems
     python scripts/verifier_probe.py outputs/rm/verifier/reward_model --pairs outputs/rm/verifier/pairs.jsonl
@@ -64,9 +65,12 @@ def probe(model: str, questions: list[tuple[str, int]], seed: int = 0, batch_siz
 
 def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
     """Per half of a reward=verifier run: (right, formatted wrong) answer pairs within a step's group, and the share
-    the verifier's reward ranked right; the half's training accuracy beside it, and the share of the policy's push
-    (sum of |advantage|) that came from groups with no right answer, where only the verifier's taste decides."""
+    the verifier's reward ranked right; the half's training accuracy beside it, the share of the policy's push
+    (sum of |advantage|) that came from groups with no right answer, where only the verifier's taste decides, and
+    the verdict rates: right answers paid above 0.5, and formatted wrong ones paid 0.5 or less."""
     import pandas as pd
+
+    from grpo.verifier_threshold import verdict_rates
 
     files = sorted((run_dir / "completions").glob("*.parquet"))
     if not files:
@@ -87,9 +91,12 @@ def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
             pairs += len(right) * len(wrong)
         no_right = rows.groupby(["step", "question"])["accuracy"].transform("max") == 0
         push = rows["advantage"].abs() if "advantage" in rows else pd.Series(float("nan"), index=rows.index)
+        # A verdict reward (normalize=threshold) pays 1 or 0, a sigmoid one above 0.5 for a positive score.
+        formatted = rows[(rows["accuracy"] == 1) | (rows["format"] == 1)]
+        verdicts = verdict_rates(formatted[reward].tolist(), (formatted["accuracy"] == 1).tolist(), threshold=0.5)
         halves[half] = {"agreement": hits / pairs if pairs else float("nan"), "pairs": pairs,
                         "training accuracy": rows["accuracy"].mean(),
-                        "push without a right answer": push[no_right].sum() / push.sum()}  # fmt: skip
+                        "push without a right answer": push[no_right].sum() / push.sum(), **verdicts}  # fmt: skip
     return halves
 
 
@@ -124,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         for half, row in training_agreement(args.run).items():
             print(f"{half}: right above formatted wrong in {row['agreement']:.3f} of {row['pairs']} pairs "
                   f"(training accuracy {row['training accuracy']:.3f}); "
-                  f"{row['push without a right answer']:.2f} of |advantage| from groups with none right")  # fmt: skip
+                  f"{row['push without a right answer']:.2f} of |advantage| from groups with none right; "
+                  f"paid as right: {row['right_called_right']:.2f} of right answers, "
+                  f"{1 - row['wrong_called_wrong']:.2f} of formatted wrong ones")  # fmt: skip
         return 0
     if not args.model:
         parser.error("give a reward model folder, or --run RUN_DIR")
