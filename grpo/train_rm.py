@@ -99,6 +99,11 @@ def check_rm(cfg: DictConfig) -> None:
         raise ConfigError(f"rm.pairs={cfg.pairs}: no such file (JSON lines of {list(PAIR_FIELDS)}).")
     if cfg.answers is not None and not Path(cfg.answers).is_file():
         raise ConfigError(f"rm.answers={cfg.answers}: no such file (JSON lines of {list(ANSWER_FIELDS)}).")
+    if cfg.answers is not None and cfg.pairs is None:
+        raise ConfigError(
+            f"rm.answers={cfg.answers}: read only with rm.pairs=FILE; sampling labels its own answers. "
+            "Give both, or drop rm.answers."
+        )
 
 
 def read_pairs(path: str) -> list[dict]:
@@ -335,9 +340,9 @@ def calibrate(folder: Path, answers: list[dict], held_prompts: set[str], cfg: Di
     right = [answer["correct"] for answer in answers]
     if all(right) or not any(right):
         log.warning(
-            "no threshold calibrated: the sampled answers (%d) are not both right and wrong; "
-            "reward=verifier with normalize=threshold then needs reward.reward_model.fn.threshold=<raw score>",
-            len(answers),
+            "no threshold calibrated: %s; reward=verifier with normalize=threshold then needs "
+            "reward.reward_model.fn.threshold=<raw score>",
+            f"{len(answers)} answers, not both right and wrong" if answers else "no answers (rm.answers=FILE)",
         )
         return {}
     verifier = RewardModelReward(

@@ -143,6 +143,13 @@ def test_bad_settings_are_refused_before_anything_loads(overrides, message, tmp_
         train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", *overrides))
 
 
+def test_an_answer_file_without_a_pair_file_is_refused_not_ignored(tmp_path):
+    answers_file = tmp_path / "answers.jsonl"
+    answers_file.write_text('{"prompt": "q", "completion": "a", "correct": true}\n')
+    with pytest.raises(ConfigError, match=r"rm.answers=.*read only with rm.pairs=FILE"):
+        train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", f"rm.answers={answers_file}"))
+
+
 def test_a_pair_file_with_a_missing_field_names_the_line(tmp_path):
     pairs_file = tmp_path / "pairs.jsonl"
     pairs_file.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": "q", "chosen": "a"}\n')
