@@ -64,8 +64,8 @@ def probe(model: str, questions: list[tuple[str, int]], seed: int = 0, batch_siz
 
 
 def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
-    """Per half of a reward=verifier run: (right, formatted wrong) answer pairs within a step's group, and the share
-    the verifier's reward ranked right; the half's training accuracy beside it, the share of the policy's push
+    """Per half of a reward=verifier run: (right, formatted wrong) answer pairs within a step's group, the share
+    the verifier's reward ranked right and the share it tied (a verdict pays 1 or 0, so many pairs tie); the half's training accuracy beside it, the share of the policy's push
     (sum of |advantage|) that came from groups with no right answer, where only the verifier's taste decides, and
     the verdict rates: right answers paid above 0.5, and formatted wrong ones paid 0.5 or less."""
     import pandas as pd
@@ -83,11 +83,12 @@ def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
     middle = table["step"].max() // 2
     halves = {}
     for half, rows in (("first half", table[table["step"] <= middle]), ("second half", table[table["step"] > middle])):
-        hits = pairs = 0
+        hits = ties = pairs = 0
         for _, group in rows.groupby(["step", "question"]):
             right = group[group["accuracy"] == 1][reward]
             wrong = group[(group["accuracy"] == 0) & (group["format"] == 1)][reward]
             hits += sum(high > low for high in right for low in wrong)
+            ties += sum(high == low for high in right for low in wrong)
             pairs += len(right) * len(wrong)
         no_right = rows.groupby(["step", "question"])["accuracy"].transform("max") == 0
         push = rows["advantage"].abs() if "advantage" in rows else pd.Series(float("nan"), index=rows.index)
@@ -95,6 +96,7 @@ def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
         formatted = rows[(rows["accuracy"] == 1) | (rows["format"] == 1)]
         verdicts = verdict_rates(formatted[reward].tolist(), (formatted["accuracy"] == 1).tolist(), threshold=0.5)
         halves[half] = {"agreement": hits / pairs if pairs else float("nan"), "pairs": pairs,
+                        "ties": ties / pairs if pairs else float("nan"),
                         "training accuracy": rows["accuracy"].mean(),
                         "push without a right answer": push[no_right].sum() / push.sum(), **verdicts}  # fmt: skip
     return halves
@@ -129,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.run:
         for half, row in training_agreement(args.run).items():
-            print(f"{half}: right above formatted wrong in {row['agreement']:.3f} of {row['pairs']} pairs "
-                  f"(training accuracy {row['training accuracy']:.3f}); "
+            print(f"{half}: right above formatted wrong in {row['agreement']:.3f} of {row['pairs']} pairs, "
+                  f"tied in {row['ties']:.3f} (training accuracy {row['training accuracy']:.3f}); "
                   f"{row['push without a right answer']:.2f} of |advantage| from groups with none right; "
                   f"paid as right: {row['right_called_right']:.2f} of right answers, "
                   f"{1 - row['wrong_called_wrong']:.2f} of formatted wrong ones")  # fmt: skip

@@ -221,17 +221,20 @@ def test_the_probe_reads_a_runs_groups_for_the_verifiers_agreement_with_accuracy
         row(1, "What is 1 + 1?", 0.9, 1.0), row(1, "What is 1 + 1?", 0.2, 0.0), row(1, "What is 1 + 1?", 0.95, 0.0),
         row(1, "What is 1 + 1?", 0.99, 0.0, formatted=0.0),  # unformatted: format's business, not counted
         row(2, "What is 2 + 2?", 0.1, 1.0), row(2, "What is 2 + 2?", 0.8, 0.0),
+        row(2, "What is 4 + 4?", 1.0, 1.0), row(2, "What is 4 + 4?", 1.0, 0.0),  # a verdict's tie: not a hit
     ]
     pd.DataFrame(rows).to_parquet(tmp_path / "completions" / "completions_00001.parquet")
     halves = load_probe().training_agreement(tmp_path)
     assert halves["first half"]["pairs"] == 2 and halves["first half"]["agreement"] == 0.5
-    assert halves["second half"]["pairs"] == 1 and halves["second half"]["agreement"] == 0.0
+    assert halves["first half"]["ties"] == 0.0
+    assert halves["second half"]["pairs"] == 2 and halves["second half"]["agreement"] == 0.0
+    assert halves["second half"]["ties"] == 0.5
     assert halves["second half"]["training accuracy"] == 0.5
     assert halves["first half"]["push without a right answer"] == 0.0  # its one group has a right answer
     # Verdicts at 0.5 over formatted answers: the right one paid 0.9, the wrong ones 0.2 and 0.95 (0.99 unformatted).
     assert (halves["first half"]["right_called_right"], halves["first half"]["wrong_called_wrong"]) == (1.0, 0.5)
-    assert (halves["second half"]["right_called_right"], halves["second half"]["wrong_called_wrong"]) == (0.0, 0.0)
+    assert (halves["second half"]["right_called_right"], halves["second half"]["wrong_called_wrong"]) == (0.5, 0.0)
     no_right = {**row(2, "What is 3 + 3?", 0.7, 0.0), "advantage": 0.9}
     pd.DataFrame([*rows, no_right]).to_parquet(tmp_path / "completions" / "completions_00001.parquet")
     push = load_probe().training_agreement(tmp_path)["second half"]["push without a right answer"]
-    assert push == pytest.approx(0.9 / (0.4 + 0.3 + 0.9))
+    assert push == pytest.approx(0.9 / (0.4 + 0.3 + 0.5 + 0.5 + 0.9))
