@@ -65,9 +65,10 @@ def probe(model: str, questions: list[tuple[str, int]], seed: int = 0, batch_siz
 
 def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
     """Per half of a reward=verifier run: (right, formatted wrong) answer pairs within a step's group, the share
-    the verifier's reward ranked right and the share it tied (a verdict pays 1 or 0, so many pairs tie); the half's training accuracy beside it, the share of the policy's push
-    (sum of |advantage|) that came from groups with no right answer, where only the verifier's taste decides, and
-    the verdict rates: right answers paid above 0.5, and formatted wrong ones paid 0.5 or less."""
+    the verifier's reward ranked right and the share it tied (a verdict pays 1 or 0, so many pairs tie); the half's
+    training accuracy beside it, the share of the policy's push (sum of |advantage|) that came from groups with no
+    right answer, where only the verifier's taste decides, and the verdict rates: right answers paid above 0.5, and
+    formatted wrong ones paid 0.5 or less."""
     import pandas as pd
 
     from grpo.verifier_threshold import verdict_rates
