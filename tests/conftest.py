@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from grpo.config import register_trl_defaults  # noqa: E402
+from grpo.config.trainer_fields import register_trl_defaults
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -57,8 +57,8 @@ def tiny_overrides(checkpoint: Path, output_dir: Path, steps: int = 2) -> list[s
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A 2-layer Llama with random weights and a character-level tokenizer, saved like a Hub checkpoint."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
     import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     folder = tmp_path_factory.mktemp("tiny-llama")

@@ -1,16 +1,16 @@
 """Swapped answers for the verifier: the policy's text with its final number replaced, labelled by the rewards, give
-every problem pairs that differ only in the number (grpo/answer_swaps.py, grpo.train_rm.swap_pairs)."""
+every problem pairs that differ only in the number (grpo/verifier/answer_swaps.py, grpo.verifier.sampling.swap_pairs)."""
 
 import random
 
 import pytest
+from conftest import CONF_DIR
 from datasets import Dataset
 from hydra import compose, initialize_config_dir
 
-from conftest import CONF_DIR
-from grpo.answer_swaps import NEAR_MISS, swap_answer, swap_target, swaps_of
-from grpo.reward_setup import build_rewards
-from grpo.train_rm import swap_pairs
+from grpo.rewards.build import build_rewards
+from grpo.verifier.answer_swaps import NEAR_MISS, swap_answer, swap_target, swaps_of
+from grpo.verifier.sampling import swap_pairs
 
 
 @pytest.mark.parametrize(

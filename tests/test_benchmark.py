@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every test here starts processes or trains
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

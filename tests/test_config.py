@@ -6,16 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CONF_DIR, compose_config
 from omegaconf import OmegaConf
 from peft import LoraConfig
 from trl import GRPOConfig
 
-from conftest import CONF_DIR, compose_config
-from grpo.config import build_grpo_config, check_trainer_overrides
+from grpo.config.trainer_fields import check_trainer_overrides
 from grpo.data import build_dataset
 from grpo.errors import ConfigError
-from grpo.model import build_lora
-from grpo.reward_setup import build_rewards
+from grpo.models.load import build_lora
+from grpo.rewards.build import build_rewards
+from grpo.training.grpo_config import build_grpo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def presets(group: str) -> list[str]:
 def build(cfg):
     """The cheap objects train() builds before the model loads."""
     rewards = build_rewards(cfg.reward)
-    args = build_grpo_config(cfg.trainer, [weight for _, weight in rewards.values()])
+    args = build_grpo_config(cfg.trainer, [reward.weight for reward in rewards.values()])
     return rewards, args, build_lora(cfg.model.lora)
 
 
@@ -45,14 +46,14 @@ def test_every_preset_composes_and_builds(group, tmp_path, gsm8k_file):
         rewards, args, lora = build(cfg)
         assert isinstance(args, GRPOConfig) and args.output_dir == str(tmp_path)
         assert lora is None or isinstance(lora, LoraConfig)
-        assert all(callable(function) for function, _ in rewards.values())
+        assert all(callable(reward) for reward in rewards.values())
         assert len(build_dataset(cfg.dataset)) > 0
 
 
 def test_presets_reach_the_objects(tmp_path):
     cfg = compose_config("model=smollm2-135m", "dataset=arithmetic", "mode=test", f"trainer.output_dir={tmp_path}")
     rewards, args, lora = build(cfg)
-    assert {name: weight for name, (_, weight) in rewards.items()} == {"format": 0.5, "accuracy": 1.0}
+    assert {name: reward.weight for name, reward in rewards.items()} == {"format": 0.5, "accuracy": 1.0}
     assert args.reward_weights == [0.5, 1.0]
     assert (args.max_steps, args.save_steps, args.num_generations, args.per_device_train_batch_size) == (100, 50, 10, 10)
     assert args.max_completion_length == cfg.dataset.max_completion_length
@@ -64,7 +65,7 @@ def test_presets_reach_the_objects(tmp_path):
 def test_quickstart_pays_for_near_misses_unless_another_reward_is_named(tmp_path):
     quickstart = ("model=smollm2-135m", "dataset=arithmetic", "mode=quickstart", f"trainer.output_dir={tmp_path}")
     rewards, args, _ = build(compose_config(*quickstart))
-    assert {name: weight for name, (_, weight) in rewards.items()} == {"format": 0.5, "accuracy": 1.0, "closeness": 0.5}
+    assert {name: reward.weight for name, reward in rewards.items()} == {"format": 0.5, "accuracy": 1.0, "closeness": 0.5}
     assert (args.max_steps, args.num_generations, args.per_device_train_batch_size) == (100, 5, 10)
     named = compose_config(*quickstart, "reward=math")  # the command line's reward beats the mode's choice
     assert list(named.reward) == ["format", "accuracy"]
@@ -82,7 +83,7 @@ def test_reward_weights_and_trainer_fields_are_overridable(tmp_path):
     assert args.max_grad_norm == 0.5
     sweep_point = compose_config("trainer.num_generations=4", f"trainer.output_dir={tmp_path}")
     assert build(sweep_point)[1].per_device_train_batch_size == 4  # the batch follows the group size
-    assert rewards["format"][0].__name__ == "format"  # TRL logs rewards/format/mean
+    assert rewards["format"].__name__ == "format"  # TRL logs rewards/format/mean
 
 
 def test_reward_entry_can_be_dropped_or_added(tmp_path):
@@ -160,6 +161,7 @@ def run_cli(*overrides: str, tmp_path: Path) -> subprocess.CompletedProcess:
         (["reward.accuracy.weight=[1]"], "reward.accuracy.weight=[1] is not a finite number"),
     ],
 )
+@pytest.mark.slow
 def test_cli_errors_are_one_clear_message_before_the_model_loads(overrides, message, tmp_path):
     result = run_cli(*overrides, tmp_path=tmp_path)
     assert result.returncode != 0
@@ -179,7 +181,7 @@ def test_a_failed_run_keeps_what_the_run_dir_held(tmp_path):
 
 
 def test_a_reward_needing_a_column_the_dataset_lacks_is_refused(tmp_path):
-    from grpo.reward_setup import check_reward_columns
+    from grpo.rewards.build import check_reward_columns
 
     cfg = compose_config("dataset=instructions", f"trainer.output_dir={tmp_path}")
     rewards = build_rewards(cfg.reward)
@@ -216,11 +218,11 @@ print("imported:", *[name for name in {heavy} if name in sys.modules])
 )
 def test_config_errors_come_before_torch_trl_and_datasets_are_imported(overrides, message, tmp_path, monkeypatch):
     # Importing those takes seconds; the checks do not need them, so a mistake is reported at once.
-    import grpo.config
+    import grpo.config.trainer_fields as trainer_fields
 
     monkeypatch.setenv("GRPO_CACHE", str(tmp_path / "cache"))
-    grpo.config._grpo_config_summary.cache_clear()
-    grpo.config.grpo_config_fields()  # what the first run on a machine writes: TRL's fields, cached
+    trainer_fields._grpo_config_summary.cache_clear()
+    trainer_fields.grpo_config_fields()  # what the first run on a machine writes: TRL's fields, cached
     result = subprocess.run(
         [sys.executable, "-c", ENTRY_POINT, *overrides, f"hydra.run.dir={tmp_path}/run"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
@@ -230,24 +232,24 @@ def test_config_errors_come_before_torch_trl_and_datasets_are_imported(overrides
 
 
 def test_cached_trainer_fields_are_trls_own(tmp_path, monkeypatch):
-    import grpo.config
+    import grpo.config.trainer_fields as trainer_fields
 
     monkeypatch.setenv("GRPO_CACHE", str(tmp_path))
-    grpo.config._grpo_config_summary.cache_clear()
-    fresh = grpo.config.grpo_config_fields()
+    trainer_fields._grpo_config_summary.cache_clear()
+    fresh = trainer_fields.grpo_config_fields()
     (cached,) = (tmp_path / "trl-fields").glob("trl-*-transformers-*.json")
-    grpo.config._grpo_config_summary.cache_clear()
-    assert grpo.config.grpo_config_fields() == fresh == grpo.config._read_grpo_config_fields()
+    trainer_fields._grpo_config_summary.cache_clear()
+    assert trainer_fields.grpo_config_fields() == fresh == trainer_fields._read_grpo_config_fields()
     assert fresh["num_generations"] == GRPOConfig.num_generations and "beta" in fresh
     cached.write_text("{not json")  # a damaged cache file is read from TRL again and rewritten
-    grpo.config._grpo_config_summary.cache_clear()
-    assert grpo.config.grpo_config_fields() == fresh and cached.read_text().startswith("{")
+    trainer_fields._grpo_config_summary.cache_clear()
+    assert trainer_fields.grpo_config_fields() == fresh and cached.read_text().startswith("{")
 
 
 def test_cached_choices_are_the_enums_of_transformers():
-    import grpo.config
+    import grpo.config.trainer_fields as trainer_fields
 
-    choices = grpo.config.grpo_config_choices()
+    choices = trainer_fields.grpo_config_choices()
     assert "cosine" in choices["lr_scheduler_type"] and "adamw_torch" in choices["optim"]
     from transformers.trainer_utils import SaveStrategy
 
@@ -259,7 +261,7 @@ def test_listed_trainer_values_are_trls_own():
     # exist, so a TRL release that renames one breaks this test instead of refusing a valid setting.
     import dataclasses
 
-    from grpo.trainer_values import COUNTS, RANGES, TRL_CHOICES, check_trainer_values
+    from grpo.config.trainer_values import COUNTS, RANGES, TRL_CHOICES, check_trainer_values
 
     fields = {field.name: field for field in dataclasses.fields(GRPOConfig)}
     for name, allowed in TRL_CHOICES.items():

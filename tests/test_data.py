@@ -1,15 +1,14 @@
 """Dataset loaders and prompt building: the embedded arithmetic task and GSM8K-format files."""
 
-import json
 
 import pytest
+from conftest import compose_config
 
 from grpo.data import build_dataset
 from grpo.data.arithmetic import evaluate, load_arithmetic
 from grpo.data.gsm8k import gold_answer, load_gsm8k
 from grpo.data.prompts import to_chat
 from grpo.errors import ConfigError
-from conftest import compose_config
 
 
 @pytest.mark.parametrize(

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
-from grpo.eval.generate import build_generation_config
-from grpo.eval.metrics import compare, problem_records, score
-from grpo.eval.trained import match_training
 from grpo.evaluate import evaluate
+from grpo.evaluation.generate import build_generation_config
+from grpo.evaluation.metrics import compare, problem_records, score
+from grpo.evaluation.trained import match_training
 
 ROOT = Path(__file__).resolve().parents[1]
 # An `accuracy` stand-in that a random model meets about half the time (it depends on the completion and the gold
@@ -61,6 +61,7 @@ def table_numbers(markdown: str) -> dict[str, tuple[str, str]]:
     return {label: (base, trained) for label, base, trained in rows}
 
 
+@pytest.mark.slow
 def test_tiny_evaluation_writes_every_file_with_consistent_numbers(tiny_run, tmp_path):
     overrides = [f"eval.run={tiny_run}", f"eval.output_dir={tmp_path}", "eval.batch_size=3", PARITY_ACCURACY]
     comparison = run_evaluation(*overrides)
@@ -162,8 +163,8 @@ def test_outcomes_and_metrics_from_records():
 def test_completions_are_scored_by_the_training_rewards():
     from datasets import Dataset
 
-    from grpo.eval.generate import Completion
-    from grpo.reward_setup import build_rewards
+    from grpo.evaluation.generate import Completion
+    from grpo.rewards.build import build_rewards
 
     rows = Dataset.from_list([{"prompt": [{"role": "user", "content": "What is 2 + 2?"}], "answer": "4"}] * 3)
     texts = ["2 + 2 = 4.\n<answer>4</answer>", "<answer>5</answer>", "4"]

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DIGIT_REWARD, tiny_overrides
+
+pytestmark = pytest.mark.slow  # every test here starts processes or trains
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
-from grpo.resume import changes_on_resume, find_checkpoint, latest_checkpoint
+from grpo.runs.resume import changes_on_resume, find_checkpoint, latest_checkpoint
 from grpo.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,7 @@ def adapter_shapes(run_dir: Path) -> dict:
     return {name: tuple(t.shape) for name, t in load_file(run_dir / "final" / "adapter_model.safetensors").items()}
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_end_as_an_uninterrupted_one(tiny_checkpoint, tmp_path):
     steps = 40
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
@@ -71,6 +72,7 @@ def test_killed_run_resumes_to_the_same_end_as_an_uninterrupted_one(tiny_checkpo
     assert adapter_shapes(interrupted) == adapter_shapes(whole)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_adapter(tiny_checkpoint, tmp_path):
     process = start_cli(cli_overrides(tiny_checkpoint, tmp_path, steps=2000))
     wait_for(tmp_path / "checkpoint-2" / "trainer_state.json", process)
@@ -83,6 +85,7 @@ def test_sigterm_saves_a_checkpoint_and_the_adapter(tiny_checkpoint, tmp_path):
     assert (tmp_path / "final" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_same_seed_same_rewards(tiny_checkpoint, tmp_path):
     def rewards(run_dir):
         trainer = train(compose_config(*tiny_overrides(tiny_checkpoint, run_dir, steps=3), DIGIT_REWARD))
@@ -92,6 +95,7 @@ def test_same_seed_same_rewards(tiny_checkpoint, tmp_path):
     assert len(first) == 3 and first == second
 
 
+@pytest.mark.slow
 def test_run_dir_records_config_versions_and_commit(tiny_checkpoint, tmp_path):
     train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path, steps=1), DIGIT_REWARD))
     info = json.loads((tmp_path / "run_info.json").read_text())
@@ -121,6 +125,7 @@ def test_resume_skips_checkpoints_cut_off_mid_write(tmp_path):
         find_checkpoint(str(tmp_path / "nope"), tmp_path)
 
 
+@pytest.mark.slow
 def test_credentials_from_the_environment_never_reach_the_run_dir(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-0123456789abcdef0123456789abcdef01234567")
     monkeypatch.setenv("HF_TOKEN", "hf_secretTokenValue987")

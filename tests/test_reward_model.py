@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import compose_config, tiny_overrides
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import compose_config, tiny_overrides
 from grpo.data import build_dataset
 from grpo.data.instructions import load_hub_prompts, load_instructions
 from grpo.errors import ConfigError
-from grpo.reward_setup import build_rewards
 from grpo.rewards import RewardModelReward, prompt_text
+from grpo.rewards.build import build_rewards
 from grpo.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +79,7 @@ def tensorboard_scalars(run_dir: Path) -> set[str]:
 # ---------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_rm_ensemble_trains_end_to_end(tiny_checkpoint, tiny_reward_models, tmp_path):
     cfg = compose_config(*rm_overrides(tiny_checkpoint, tmp_path, str(tiny_reward_models["deberta"])))
     trainer = train(cfg)
@@ -98,12 +99,13 @@ def test_rm_ensemble_trains_end_to_end(tiny_checkpoint, tiny_reward_models, tmp_
     assert "train/reward_model/raw_mean" in tags
 
 
+@pytest.mark.slow
 def test_missing_reward_model_falls_back_and_trains(tiny_checkpoint, tmp_path, caplog):
     cfg = compose_config(*rm_overrides(tiny_checkpoint, tmp_path, MISSING_RM, steps=1))
-    with caplog.at_level(logging.WARNING, logger="grpo.reward_setup"):
+    with caplog.at_level(logging.WARNING, logger="grpo.rewards.build"):
         trainer = train(cfg)
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "grpo.reward_setup"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "grpo.rewards.build"]
     assert len(warnings) == 1 and "\n" not in warnings[0]
     assert MISSING_RM in warnings[0] and "no such folder" in warnings[0] and "repetition (weight 1)" in warnings[0]
     logged = trainer.state.log_history[0]
@@ -131,6 +133,7 @@ def test_on_unavailable_error_stops_before_training(tiny_checkpoint, tmp_path):
                      "Training with its fallback instead: repetition (weight 1).", "error: reward"),
     ],
 )
+@pytest.mark.slow
 def test_cli_reports_an_unavailable_reward_model_in_one_line(mode, expected, unexpected, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "grpo.train", "reward=rm_ensemble", "dataset=instructions",
@@ -144,6 +147,7 @@ def test_cli_reports_an_unavailable_reward_model_in_one_line(mode, expected, une
     assert unexpected not in output and "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_weights_sweep_as_a_multirun(tiny_checkpoint, tiny_reward_models, tmp_path):
     overrides = [o for o in rm_overrides(tiny_checkpoint, tmp_path, str(tiny_reward_models["deberta"]), steps=1)
                  if not o.startswith("trainer.output_dir")]  # each job writes to its own sweep dir
@@ -173,7 +177,7 @@ def test_fallback_can_be_the_math_rewards(tmp_path):
         f"trainer.output_dir={tmp_path}",
     )
     rewards = build_rewards(cfg.reward)
-    assert {name: weight for name, (_, weight) in rewards.items()} == {
+    assert {name: reward.weight for name, reward in rewards.items()} == {
         "format": 0.5, "accuracy": 1.0, "length": 0.2, "safety": 0.5,
     }
 
@@ -187,9 +191,9 @@ def test_preset_weights_are_overridable(tiny_reward_models, tmp_path):
         f"trainer.output_dir={tmp_path}",
     )
     rewards = build_rewards(cfg.reward)
-    assert {name: weight for name, (_, weight) in rewards.items()} == {"reward_model": 1.0, "length": 0.3}
-    assert isinstance(rewards["reward_model"][0].function, RewardModelReward)
-    assert rewards["reward_model"][0].__name__ == "reward_model"
+    assert {name: reward.weight for name, reward in rewards.items()} == {"reward_model": 1.0, "length": 0.3}
+    assert isinstance(rewards["reward_model"].function, RewardModelReward)
+    assert rewards["reward_model"].__name__ == "reward_model"
 
 
 @pytest.mark.parametrize(
@@ -314,13 +318,13 @@ def test_normalizations(tiny_reward_models):
 def test_a_threshold_stored_in_the_model_config_is_used_unless_one_is_given(tiny_reward_models, tmp_path):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from grpo.verifier_threshold import CONFIG_KEY
+    from grpo.rewards.reward_model import THRESHOLD_CONFIG_KEY
 
     source, folder = tiny_reward_models["llama"], tmp_path / "calibrated"
     AutoModelForSequenceClassification.from_pretrained(source).save_pretrained(folder)
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     config = AutoConfig.from_pretrained(folder)
-    setattr(config, CONFIG_KEY, 0.25)
+    setattr(config, THRESHOLD_CONFIG_KEY, 0.25)
     config.save_pretrained(folder)
     assert RewardModelReward(str(folder), normalize="threshold").threshold == 0.25
     assert RewardModelReward(str(folder), normalize="threshold", threshold=-1.0).threshold == -1.0

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import CONF_DIR, DIGIT_REWARD, tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import CONF_DIR, DIGIT_REWARD, tiny_overrides
-from grpo.config import register_trl_defaults
+from grpo.config.trainer_fields import register_trl_defaults
 from grpo.errors import ConfigError
 from grpo.report import write_report
-from grpo.sweep.jobs import BASIC_SWEEPER, check_sweep, grid_jobs
-from grpo.sweep.objective import check_objective, final_metric
+from grpo.sweeps.jobs import BASIC_SWEEPER, check_sweep, grid_jobs
+from grpo.sweeps.objective import check_objective, final_metric
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -43,6 +43,7 @@ def train_runtime(run_dir: Path) -> float:
     return accumulator.Scalars("train/train_runtime")[-1].value
 
 
+@pytest.mark.slow
 def test_2x2_multirun_and_its_report_match_each_runs_logs(tiny_checkpoint, tmp_path):
     sweep_dir = tmp_path / "sweep"
     # Each job's dir is Hydra's (no trainer.output_dir); its batch follows its group size (no batch override).
@@ -87,6 +88,7 @@ def test_2x2_multirun_and_its_report_match_each_runs_logs(tiny_checkpoint, tmp_p
     assert (sweep_dir / "report.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_a_bad_job_fails_alone_and_the_report_says_why(tiny_checkpoint, tmp_path):
     sweep_dir = tmp_path / "sweep"
     fixed = [o for o in tiny_overrides(tiny_checkpoint, tmp_path, steps=1) if not o.startswith("trainer.output_dir")]

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForCausalLM
 
-from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
 from grpo.train import train
 
@@ -23,6 +23,7 @@ def scalars_and_texts(run_dir: Path) -> tuple[set[str], set[str]]:
     return scalars, texts
 
 
+@pytest.mark.slow
 def test_tiny_run_trains_lora_only_and_writes_everything(tiny_checkpoint, tmp_path):
     cfg = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD)
     trainer = train(cfg)
@@ -49,6 +50,7 @@ def test_tiny_run_trains_lora_only_and_writes_everything(tiny_checkpoint, tmp_pa
     assert any(tag.startswith("completions") for tag in texts)
 
 
+@pytest.mark.slow
 def test_tiny_run_can_write_a_merged_model(tiny_checkpoint, tmp_path):
     cfg = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path, steps=1), DIGIT_REWARD, "save_merged_model=true")
     train(cfg)
@@ -56,6 +58,7 @@ def test_tiny_run_can_write_a_merged_model(tiny_checkpoint, tmp_path):
     assert not hasattr(merged, "peft_config") and (tmp_path / "merged" / "tokenizer_config.json").is_file()
 
 
+@pytest.mark.slow
 def test_full_fine_tune_without_lora(tiny_checkpoint, tmp_path):
     cfg = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path, steps=1), DIGIT_REWARD, "model.lora=null")
     train(cfg)
@@ -83,6 +86,7 @@ def test_embedded_model_runs_offline(tmp_path):
     assert (tmp_path / "checkpoint-2").is_dir()
 
 
+@pytest.mark.slow
 def test_wandb_offline_needs_no_network(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     cfg = compose_config(
@@ -92,6 +96,7 @@ def test_wandb_offline_needs_no_network(tiny_checkpoint, tmp_path, monkeypatch):
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
+@pytest.mark.slow
 def test_held_out_evaluation_during_training(tiny_checkpoint, tmp_path):
     cfg = compose_config(
         *tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD, "eval.every_n_steps=1", "eval.examples=3"
@@ -101,11 +106,12 @@ def test_held_out_evaluation_during_training(tiny_checkpoint, tmp_path):
     assert {"eval/rewards/accuracy/mean", "eval/rewards/format/mean", "eval/reward"} <= scalars
 
 
+@pytest.mark.slow
 def test_after_training_evaluation_compares_base_and_trained(tiny_checkpoint, tmp_path, caplog):
     cfg = compose_config(
         *tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD, "eval.after_training=true", "eval.examples=3"
     )
-    with caplog.at_level("INFO", logger="grpo.eval.compare"):
+    with caplog.at_level("INFO", logger="grpo.evaluation.compare"):
         trainer = train(cfg)
 
     report = tmp_path / "eval"
@@ -132,7 +138,7 @@ def test_after_training_evaluation_is_checked_before_the_model_loads(tiny_checkp
 def test_tensorboard_dir_applies_only_to_the_trainer_made_inside(tmp_path, monkeypatch):
     import os
 
-    from grpo.callbacks import TENSORBOARD_DIR_VARIABLE, tensorboard_dir
+    from grpo.training.loggers import TENSORBOARD_DIR_VARIABLE, tensorboard_dir
 
     monkeypatch.delenv(TENSORBOARD_DIR_VARIABLE, raising=False)
     with tensorboard_dir(tmp_path / "runs" / "train"):

@@ -9,15 +9,16 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF_DIR, DIGIT_REWARD, compose_config, tiny_overrides
 from grpo.errors import ConfigError
-from grpo.reward_setup import build_rewards
 from grpo.rewards import RewardModelReward
+from grpo.rewards.build import build_rewards
 from grpo.train import train
-from grpo.train_rm import pairs_of, read_pairs, split_by_prompt, train_reward_model
+from grpo.train_rm import train_reward_model
+from grpo.verifier.pairs import pairs_of, read_pairs, split_by_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,7 @@ def tiny_verifier(tiny_checkpoint, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_sampled_pairs_train_a_reward_model_that_is_saved_with_its_accuracy(tiny_verifier):
     pairs = [json.loads(line) for line in (tiny_verifier / "pairs.jsonl").read_text().splitlines()]
     assert pairs and all(set(pair) == {"prompt", "chosen", "rejected", "origin"} for pair in pairs)
@@ -63,6 +65,7 @@ def test_sampled_pairs_train_a_reward_model_that_is_saved_with_its_accuracy(tiny
     assert list((tiny_verifier / "runs" / "reward_model").glob("events.out.tfevents.*")), "TensorBoard curves"
 
 
+@pytest.mark.slow
 def test_the_trained_reward_model_drives_a_grpo_run_as_reward_verifier(tiny_verifier, tiny_checkpoint, tmp_path):
     folder = tiny_verifier / "reward_model"
     overrides = [
@@ -71,17 +74,18 @@ def test_the_trained_reward_model_drives_a_grpo_run_as_reward_verifier(tiny_veri
         "reward.reward_model.fn.threshold=0.0",  # the tiny policy is never right: train_rm had nothing to calibrate
     ]
     rewards = build_rewards(compose_config(*overrides).reward)
-    function, weight = rewards["reward_model"]
+    function, weight = rewards["reward_model"], rewards["reward_model"].weight
     answers = ("3", "<answer>3</answer>")
     scores = function(prompts=[[{"role": "user", "content": "What is 1 + 2?"}]] * 2,
                       completions=[[{"role": "assistant", "content": text}] for text in answers])
     raw = function.function.score([("What is 1 + 2?", text) for text in answers])
     assert weight == 1.0 and scores == [1.0 if score > 0.0 else 0.0 for score in raw]  # a verdict, paid like accuracy
-    assert rewards["accuracy"][1] == 0.0  # logged and evaluated, never paid
+    assert rewards["accuracy"].weight == 0.0  # logged and evaluated, never paid
     trainer = train(compose_config(*overrides))
     assert any("rewards/reward_model/mean" in entry for entry in trainer.state.log_history)
 
 
+@pytest.mark.slow
 def test_a_reward_model_trained_on_pairs_ranks_held_out_pairs_better_than_chance(tiny_checkpoint, tmp_path):
     # The chosen answer says "yes", the rejected one "no": a pattern a tiny model learns in a few dozen steps.
     rng = random.Random(0)
@@ -136,9 +140,9 @@ def test_pairs_keep_only_strictly_better_answers_and_hold_out_whole_prompts():
     ],
 )
 def test_bad_settings_are_refused_before_anything_loads(overrides, message, tmp_path, monkeypatch):
-    import grpo.model
+    import grpo.models.load
 
-    monkeypatch.setattr(grpo.model, "resolve_checkpoint", lambda cfg: pytest.fail("reached the model"))
+    monkeypatch.setattr(grpo.models.load, "resolve_checkpoint", lambda cfg: pytest.fail("reached the model"))
     with pytest.raises(ConfigError, match=re.escape(message)):
         train_reward_model(compose_rm(f"trainer.output_dir={tmp_path}", *overrides))
 
@@ -200,6 +204,7 @@ def test_the_probe_pairs_answers_that_differ_only_in_the_number():
         assert pair["wrong"] == pair["right"].replace(str(gold), str(wrong))
 
 
+@pytest.mark.slow
 def test_the_probe_scores_a_trained_verifier_by_operator_and_error(tiny_verifier):
     result = load_probe().probe(str(tiny_verifier / "reward_model"), [("What is 3 + 4?", 7), ("What is 5 * 2?", 10)])
     assert {group: row["pairs"] for group, row in result.items()} == {

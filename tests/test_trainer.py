@@ -1,4 +1,4 @@
-"""grpo.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched),
+"""grpo.training.trainer's speed-ups train the same way: merged-adapter sampling (same outputs, base weights untouched),
 completion-only scoring (same log-probabilities and gradients) and a contiguous LM head input (same samples); the
 group filter trains on the completions with an advantage as if they had been sampled alone."""
 
@@ -7,15 +7,16 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from conftest import DIGIT_REWARD, compose_config, tiny_overrides
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig
 
-from conftest import DIGIT_REWARD, compose_config, tiny_overrides
-import grpo.trainer
+import grpo.training.trainer
+from grpo.models.generation import base_weights, contiguous_head_input, merged_lora
 from grpo.train import train
-from grpo.trainer import GRPOTrainer, base_weights, contiguous_head_input, merged_lora
+from grpo.training.trainer import GRPOTrainer
 
 
 def lora_model(checkpoint, dtype=torch.float32):
@@ -48,6 +49,7 @@ def test_merged_model_computes_what_the_adapter_computes(tiny_checkpoint):
     torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=1e-4)  # ...and merging keeps it
 
 
+@pytest.mark.slow
 def test_greedy_samples_match(tiny_checkpoint):
     model = lora_model(tiny_checkpoint)
     prompt = torch.randint(3, 60, (3, 10))
@@ -79,6 +81,7 @@ def test_base_weights_come_back_after_an_error(tiny_checkpoint):
     assert all(torch.equal(a, b) for a, b in zip(before, snapshot(model)))
 
 
+@pytest.mark.slow
 def test_training_samples_merged_only_where_it_applies(tiny_checkpoint, tmp_path, monkeypatch):
     entered = []
 
@@ -88,7 +91,7 @@ def test_training_samples_merged_only_where_it_applies(tiny_checkpoint, tmp_path
         with merged_lora(model):
             yield model
 
-    monkeypatch.setattr(grpo.trainer, "merged_lora", counting)
+    monkeypatch.setattr(grpo.training.trainer, "merged_lora", counting)
     lora = train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "lora", steps=1), DIGIT_REWARD))
     assert lora.merge_lora_for_generation and len(entered) == 1  # one generation per step
 
@@ -99,6 +102,7 @@ def test_training_samples_merged_only_where_it_applies(tiny_checkpoint, tmp_path
     assert len(entered) == 1
 
 
+@pytest.mark.slow
 def test_contiguous_head_input_samples_the_same_and_leaves_no_hook(tiny_checkpoint):
     model = lora_model(tiny_checkpoint)
     head = model.get_output_embeddings()
@@ -115,6 +119,7 @@ def test_contiguous_head_input_samples_the_same_and_leaves_no_hook(tiny_checkpoi
     assert not head._forward_pre_hooks
 
 
+@pytest.mark.slow
 def test_training_generates_with_a_contiguous_head_input(tiny_checkpoint, tmp_path, monkeypatch):
     entered = []
 
@@ -124,7 +129,7 @@ def test_training_generates_with_a_contiguous_head_input(tiny_checkpoint, tmp_pa
         with contiguous_head_input(model):
             yield model
 
-    monkeypatch.setattr(grpo.trainer, "contiguous_head_input", counting)
+    monkeypatch.setattr(grpo.training.trainer, "contiguous_head_input", counting)
     trainer = train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "on", steps=1), DIGIT_REWARD))
     assert trainer.contiguous_head_input and len(entered) == 1
     off = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path / "off", steps=1), DIGIT_REWARD,
@@ -275,6 +280,7 @@ def test_filtering_groups_trains_on_the_completions_with_advantage_as_if_alone(t
     assert all(grad.abs().sum() == 0 for grad in nothing_to_learn.values())
 
 
+@pytest.mark.slow
 def test_a_run_with_filtered_groups_trains(tiny_checkpoint, tmp_path):
     trainer = train(compose_config(*tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD, "filter_groups=true"))
     assert trainer.filter_groups and trainer.state.global_step == 2

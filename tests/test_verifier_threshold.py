@@ -2,7 +2,7 @@
 
 import pytest
 
-from grpo.verifier_threshold import best_threshold, verdict_rates
+from grpo.verifier.threshold import best_threshold, verdict_rates
 
 
 def test_separable_scores_get_a_threshold_between_the_classes():

@@ -7,7 +7,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from grpo.arguments import check_call, is_whole_number, takes_argument
+from grpo.config.targets import check_call, takes_argument
+from grpo.config.values import is_whole_number
 from grpo.data.prompts import to_chat
 from grpo.errors import ConfigError
 

@@ -9,8 +9,7 @@ def to_chat(question: str, system: str | None, examples: Iterable[Mapping[str, s
     """Chat messages for one question.
 
     Each example is a `{question, completion}` pair shown as a user turn and the assistant's reply. Small models
-    copy the answer format from such a turn far more reliably than from an instruction alone (measured on
-    SmolLM2-135M: ~50% `<answer>` compliance with one example, 0% with a system prompt alone).
+    copy the answer format from such a turn far more reliably than from an instruction alone (docs/rewards.md).
     """
     messages = [{"role": "system", "content": system}] if system else []
     for example in examples:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grpo.arguments import checked_by
+from grpo.config.targets import checked_by
 from grpo.rewards.text import completion_text
 
 

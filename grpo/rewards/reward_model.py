@@ -18,13 +18,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from grpo.arguments import checked_by, is_whole_number
+from grpo.config.targets import checked_by
+from grpo.config.values import is_whole_number
 from grpo.errors import ConfigError, RewardUnavailable
 from grpo.rewards.text import completion_text, prompt_text
-from grpo.verifier_threshold import CONFIG_KEY
 
 INPUT_FORMATS = ("pair", "chat", "template")
 NORMALIZERS = ("none", "sigmoid", "running", "threshold")
+# Where a calibrated right/wrong threshold is kept, in the reward model's config.json (grpo.verifier.threshold).
+THRESHOLD_CONFIG_KEY = "verifier_threshold"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ class RewardModelReward:
     `sigmoid` maps it into (0, 1), `running` standardises it by the mean and std of every score seen so far
     (about zero-mean, unit-std, unbounded), so that weights mean the same whatever the model's scale, and
     `threshold` gives a verdict: 1.0 above `threshold` (a raw score), else 0.0. A verifier grpo.train_rm trained
-    carries its calibrated threshold in its config (grpo/verifier_threshold.py), used when `threshold` is null.
+    carries its calibrated threshold in its config (grpo/verifier/threshold.py), used when `threshold` is null.
 
     Raises RewardUnavailable when the model cannot be loaded (not found, offline, out of memory, a missing
     tokenizer dependency) and ConfigError for settings that cannot work.
@@ -103,7 +105,7 @@ class RewardModelReward:
             raise ConfigError(f"input_format=chat: {model}'s tokenizer has no chat template; use pair or template.")
         self.threshold = threshold
         if normalize == "threshold" and threshold is None:
-            self.threshold = getattr(self.model.config, CONFIG_KEY, None)
+            self.threshold = getattr(self.model.config, THRESHOLD_CONFIG_KEY, None)
             if self.threshold is None:
                 raise ConfigError(
                     f"normalize=threshold: {model} carries no calibrated threshold (grpo.train_rm stores one when it "

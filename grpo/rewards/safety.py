@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from grpo.arguments import checked_by
+from grpo.config.targets import checked_by
 from grpo.errors import ConfigError, RewardUnavailable
 from grpo.rewards.text import completion_text
 

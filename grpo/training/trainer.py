@@ -1,0 +1,142 @@
+"""TRL's GRPOTrainer with four speed-ups that leave the training unchanged (the `speedups` config section).
+
+Two act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
+output layer), two on the loss (grpo/training/speedups.py: scoring completion positions only, skipping completions
+without advantage); each module says why it is exact. Each switches itself off, with the reason logged once, where it
+does not apply. The first two and the fourth are measured with scripts/benchmark.py (the fourth also with
+scripts/benchmark_generation.py); the third saves time only in steps with such groups (docs/performance.md).
+
+One option does change the training, on purpose (`filter_groups`, off by default): DAPO's dynamic-sampling filter
+(Yu et al., 2025). Groups whose completions all earn the same reward are left out of the loss, KL term included, and
+the DAPO loss is normalised by the tokens of the completions that remain, so a step with one mixed group among four
+trains on it at full weight instead of a quarter. DAPO also samples more prompts until the batch is full; here the
+batch is what was sampled (ask for more prompts per step to have more mixed groups).
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+
+import trl
+import trl.trainer.utils as trl_utils
+
+from grpo.models.generation import contiguous_head_input, merged_lora, why_not_contiguous_head, why_not_merge_model
+from grpo.training.speedups import (
+    SKIPPABLE_LOSS_TYPES,
+    completion_positions_on_cpu,
+    has_advantage,
+    is_text_batch,
+    loss_tokens,
+    rows_with_advantage,
+)
+
+log = logging.getLogger(__name__)
+
+
+class GRPOTrainer(trl.GRPOTrainer):
+    """`trl.GRPOTrainer` plus the speed-ups above, each on unless switched off or not applicable, and DAPO's group
+    filter when asked for."""
+
+    def __init__(
+        self,
+        *args,
+        merge_lora_for_generation: bool = True,
+        score_completions_only: bool = True,
+        skip_zero_advantage: bool = True,
+        contiguous_head_input: bool = True,
+        filter_groups: bool = False,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.filter_groups = filter_groups
+        self.merge_lora_for_generation = merge_lora_for_generation and applies(
+            "merge_lora_for_generation", why_not_merge(self)
+        )
+        self.score_completions_only = score_completions_only and applies(
+            "score_completions_only", why_not_score_completions_only()
+        )
+        self.skip_zero_advantage = skip_zero_advantage and applies("skip_zero_advantage", why_not_skip(self))
+        self.contiguous_head_input = contiguous_head_input and applies(
+            "contiguous_head_input", why_not_contiguous_head(self.accelerator.unwrap_model(self.model))
+        )
+
+    def _generate_single_turn(self, *args, **kwargs):
+        model = self.accelerator.unwrap_model(self.model)
+        with ExitStack() as speedups:
+            if self.merge_lora_for_generation:
+                speedups.enter_context(merged_lora(model))
+            if self.contiguous_head_input:
+                speedups.enter_context(contiguous_head_input(model))
+            return super()._generate_single_turn(*args, **kwargs)
+
+    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+        if not self.score_completions_only:
+            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        with completion_positions_on_cpu():
+            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+
+    def _generate_and_score_completions(self, inputs):
+        batch = super()._generate_and_score_completions(inputs)
+        # Text batches only: rows_with_advantage leaves others (images) whole, so their normaliser must stay TRL's.
+        if self.filter_groups and self.model.training and is_text_batch(batch):
+            # The loss is normalised by the tokens of the completions it trains on, not diluted by the others.
+            batch["num_items_in_batch"] = self.accelerator.gather(loss_tokens(batch, has_advantage(batch))).sum()
+        return batch
+
+    def _compute_loss(self, model, inputs):
+        if self.filter_groups and self.model.training:
+            kept = rows_with_advantage(inputs)
+            loss = super()._compute_loss(model, kept)
+            # No completion with an advantage: nothing to learn from this batch, not even its KL term.
+            return loss if has_advantage(inputs).any() else loss * 0.0
+        if self.skip_zero_advantage:
+            inputs = rows_with_advantage(inputs)
+        return super()._compute_loss(model, inputs)
+
+
+def applies(speedup: str, reason: str | None) -> bool:
+    """True when there is no reason against the speed-up; the reason is logged otherwise."""
+    if reason:
+        log.info("speedups.%s does not apply: %s", speedup, reason)
+    return reason is None
+
+
+def why_not_merge(trainer: trl.GRPOTrainer) -> str | None:
+    """Why merging for generation does not apply to this trainer (None: it does)."""
+    from accelerate.utils import DistributedType
+
+    if not hasattr(trl.GRPOTrainer, "_generate_single_turn"):  # the method we wrap; TRL could rename it
+        return f"trl {trl.__version__} has no GRPOTrainer._generate_single_turn"
+    if trainer.args.use_vllm or getattr(trainer, "use_transformers_continuous_batching", False):
+        return "generation by vLLM or continuous batching, which handle the weights themselves"
+    if trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+        return "DeepSpeed/FSDP shard the weights, they are gathered only inside TRL's generation context"
+    return why_not_merge_model(trainer.accelerator.unwrap_model(trainer.model))
+
+
+def why_not_score_completions_only() -> str | None:
+    """Why completion-only scoring does not apply with the installed TRL (None: it does)."""
+    if not hasattr(trl.GRPOTrainer, "_get_per_token_logps_and_entropies"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._get_per_token_logps_and_entropies"
+    # TRL's fused LM head asks trl.trainer.utils._use_triton(device) per call; without it, that code has changed.
+    if not callable(getattr(trl_utils, "_use_triton", None)):
+        return f"trl {trl.__version__} has no trl.trainer.utils._use_triton"
+    return None
+
+
+def why_not_skip(trainer: trl.GRPOTrainer) -> str | None:
+    """Why skipping zero-advantage completions would change this trainer's gradient (None: it would not)."""
+    if not hasattr(trl.GRPOTrainer, "_compute_loss"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._compute_loss"
+    if trainer.loss_type not in SKIPPABLE_LOSS_TYPES:
+        return f"trainer.loss_type={trainer.loss_type} averages over its rows (skippable: {SKIPPABLE_LOSS_TYPES})"
+    if trainer.beta != 0.0:
+        return f"trainer.beta={trainer.beta}: the KL term has a gradient whatever the advantage"
+    if getattr(trainer, "_entropy_bonus_enabled", False) or getattr(trainer, "aux_loss_enabled", False):
+        return "an entropy bonus or router auxiliary loss acts on every row"
+    if getattr(trainer, "top_entropy_quantile", 1.0) < 1.0:
+        return f"trainer.top_entropy_quantile={trainer.top_entropy_quantile}: its threshold is taken over every row"
+    return None
+
+
