@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig):
-    """Run one GRPO training from a composed config; returns the trainer (its model is the trained policy)."""
+    """Run one GRPO training from a composed config; returns the trainer (its model is the trained policy), or None
+    with `preflight=only`."""
     run_dir = Path(cfg.trainer.output_dir)
     refuse_secrets(cfg.trainer)
     resume_from = find_checkpoint(cfg.resume, run_dir)
@@ -65,7 +66,14 @@ def train(cfg: DictConfig):
     from grpo.rewards.build import check_reward_columns
     from grpo.training.callbacks import CompletionsToTensorBoard, StopOnSignal
     from grpo.training.grpo_config import build_grpo_config
-    from grpo.training.loggers import finish_wandb, start_wandb, tensorboard_dir
+    from grpo.training.loggers import (
+        finish_wandb,
+        log_comparison,
+        start_wandb,
+        tensorboard_dir,
+        write_tensorboard_layout,
+    )
+    from grpo.training.preflight import run_preflight
     from grpo.training.save import save
     from grpo.training.trainer import GRPOTrainer
 
@@ -91,6 +99,11 @@ def train(cfg: DictConfig):
         "model: %s from %s (%s, bf16 autocast %s), LoRA: %s",
         cfg.model.id, checkpoint, model.dtype, "on" if args.bf16 else "off", lora is not None,
     )  # fmt: skip
+    if not resume_from:  # a resumed policy is no longer the base one the check is about
+        run_preflight(cfg.preflight, model, tokenizer, dataset, rewards, args)
+    if cfg.preflight == "only":
+        log.info("preflight=only: stopping before the first step")
+        return None
     stopper = StopOnSignal()
     callbacks = [stopper]
     if cfg.logger.completions_every_n_steps:
@@ -110,7 +123,10 @@ def train(cfg: DictConfig):
             skip_zero_advantage=cfg.speedups.skip_zero_advantage,
             contiguous_head_input=cfg.speedups.contiguous_head_input,
             filter_groups=cfg.filter_groups,
+            held_out=greedy_held_out(cfg, eval_dataset, rewards),
         )
+    if "tensorboard" in args.report_to and is_rank_zero():
+        write_tensorboard_layout(run_dir / TENSORBOARD_DIR / "train")
     if resume_from:
         log.info("resuming from %s", resume_from)
     try:
@@ -119,10 +135,22 @@ def train(cfg: DictConfig):
         finish_wandb(cfg.logger)
     save(trainer, run_dir, merged=cfg.save_merged_model)
     if stopper.received:
-        log.warning("stopped by %s at step %d; continue with resume=%s", stopper.received, trainer.state.global_step, run_dir)
+        step = trainer.state.global_step
+        log.warning("stopped by %s at step %d; continue with resume=%s", stopper.received, step, run_dir)
     elif held_out is not None and trainer.accelerator.is_main_process:
-        evaluate_after_training(cfg, trainer, held_out, rewards, checkpoint, run_dir)
+        comparison = evaluate_after_training(cfg, trainer, held_out, rewards, checkpoint, run_dir)
+        if "tensorboard" in args.report_to:
+            log_comparison(run_dir / TENSORBOARD_DIR / "train", trainer.state.global_step, comparison)
     return trainer
+
+
+def greedy_held_out(cfg: DictConfig, eval_dataset, rewards: dict):
+    """With `eval.every_n_steps`: held-out greedy accuracy at each evaluation (grpo/training/held_out.py)."""
+    from grpo.training.held_out import GreedyHeldOut
+
+    if eval_dataset is None:
+        return None
+    return GreedyHeldOut(eval_dataset, rewards, cfg.trainer.max_completion_length, cfg.eval.batch_size)
 
 
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="train")
@@ -141,6 +169,8 @@ def _hydra_main(cfg: DictConfig) -> float:
         # next (SystemExit would stop them all). The reason stays in the job's dir for the sweep report.
         record_failure(Path(cfg.trainer.output_dir), error)
         raise
+    if trainer is None:  # preflight=only
+        return float("nan")
     return final_metric(trainer.state.log_history, cfg.objective)  # what a sweeper (Optuna) optimises
 
 

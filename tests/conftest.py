@@ -51,6 +51,7 @@ def tiny_overrides(checkpoint: Path, output_dir: Path, steps: int = 2) -> list[s
         "trainer.num_completions_to_print=0",
         "logger.completions_every_n_steps=1",
         f"trainer.output_dir={output_dir}",
+        "preflight=false",  # tests of the check turn it on themselves (tests/test_preflight.py)
     ]
 
 

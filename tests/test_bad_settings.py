@@ -74,6 +74,7 @@ ROWS = [
     (["dataset.prompt.examples=[{question: What is 1 + 1?}]"], "dataset.prompt.examples"),
     # model
     (["model.id=/no/such/checkpoint"], "model.id=/no/such/checkpoint: no such folder"),
+    (["model.id=123"], "model.id=123: a Hub id (org/name) or a local model folder"),
     ([f"model.id={NOT_A_MODEL}"], f"model.id={NOT_A_MODEL} is not a model folder"),
     (["model.dtype=bf16"], "model.dtype='bf16': choose one of ['float32', 'bfloat16'"),
     (["model.trust_remote_code=maybe"], "model.trust_remote_code='maybe': expected true or false"),

@@ -32,7 +32,7 @@ def build(cfg):
     return rewards, args, build_lora(cfg.model.lora)
 
 
-@pytest.mark.parametrize("group", ["model", "dataset", "reward", "mode", "trainer", "logger"])
+@pytest.mark.parametrize("group", ["model", "dataset", "reward", "mode", "trainer", "logger", "algorithm"])
 def test_every_preset_composes_and_builds(group, tmp_path, gsm8k_file):
     assert presets(group), f"conf/{group} has no presets"
     for preset in presets(group):

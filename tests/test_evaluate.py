@@ -14,8 +14,11 @@ from omegaconf import OmegaConf
 
 from grpo.errors import ConfigError
 from grpo.evaluate import evaluate
+from grpo.evaluation.categories import arithmetic_category, categories_of
 from grpo.evaluation.generate import build_generation_config
 from grpo.evaluation.metrics import compare, problem_records, score
+from grpo.evaluation.report import summary_markdown
+from grpo.evaluation.stats import bootstrap_ci, mcnemar_exact
 from grpo.evaluation.trained import match_training
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +102,40 @@ def test_tiny_evaluation_writes_every_file_with_consistent_numbers(tiny_run, tmp
     page = (tmp_path / "examples.html").read_text()
     assert all(f"<b>#{index}</b>" in page for index in fixed + broken)
 
+    # How far to trust the change: McNemar on fixed vs broken, the paired bootstrap interval, per category.
+    summary = (tmp_path / "summary.md").read_text()
+    assert comparison["samples"] == 1 and "pass_at_k" not in comparison["base"]
+    assert comparison["mcnemar_p"] == mcnemar_exact(len(fixed), len(broken))
+    shares = {model: [r[model]["correct"] for r in records] for model in ("base", "trained")}
+    assert comparison["accuracy_change_ci"] == list(bootstrap_ci(shares["base"], shares["trained"]))
+    assert f"McNemar exact p = {comparison['mcnemar_p']:.3f} on the {len(fixed) + len(broken)} problems" in summary
+    assert "bootstrap 95% CI, paired over problems, 10000 resamples" in summary
+    assert "McNemar exact p" in page
+    categories = comparison["categories"]
+    assert sum(row["n"] for row in categories.values()) == len(records)
+    assert {r["category"] for r in records} == set(categories) and "| category | problems |" in summary
+    assert sum(row["fixed"] for row in categories.values()) == len(fixed)
+
+
+@pytest.mark.slow
+def test_several_samples_per_problem_give_pass_at_k_and_majority_vote(tiny_run, tmp_path):
+    comparison = run_evaluation(
+        f"eval.run={tiny_run}", f"eval.output_dir={tmp_path}", "eval.limit=4", "eval.max_new_tokens=6",
+        "eval.do_sample=true", "eval.samples=3", PARITY_ACCURACY,
+    )
+    records = [json.loads(line) for line in (tmp_path / "problems.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(len(r["samples"][model]) == 3 for r in records for model in ("base", "trained"))
+    for model in ("base", "trained"):
+        samples = [sample for r in records for sample in r["samples"][model]]
+        accuracy = sum(sample["rewards"]["accuracy"] for sample in samples) / len(samples)
+        assert comparison[model]["accuracy"] == pytest.approx(accuracy)  # over every sample: pass@1
+        assert comparison[model]["pass_at_k"]["1"] == pytest.approx(accuracy)
+        assert list(comparison[model]["pass_at_k"]) == ["1", "2", "3"]
+        assert comparison[model]["maj_at_k"] == sum(r[model]["correct"] for r in records) / len(records)
+    assert comparison["samples"] == 3 and "3 samples per problem" in comparison["setup"]["decoding"]
+    table = table_numbers((tmp_path / "summary.md").read_text())
+    assert {"accuracy", "pass@2", "pass@3", "maj@3"} <= set(table)
+
 
 def test_full_fine_tuned_model_without_run_config(tiny_checkpoint, tmp_path):
     # A folder with a whole model and no resolved_config.yaml: the presets and command line say what to evaluate.
@@ -141,9 +178,17 @@ def test_run_config_is_used_unless_the_command_line_says_otherwise(tiny_run):
     assert cfg.dataset.split == "test" and cfg.dataset.limit is None
 
 
-def scored(correct: bool, formatted: bool = True, length: int = 4) -> dict:
+def scored(correct: bool, formatted: bool = True, length: int = 4, completion: str = "") -> dict:
     rewards = {"format": float(formatted), "accuracy": float(correct)}
-    return {"completion": "", "length": length, "rewards": rewards, "reward": rewards["accuracy"], "correct": correct}
+    reward = rewards["accuracy"]
+    return {"completion": completion, "length": length, "rewards": rewards, "reward": reward, "correct": correct}
+
+
+def chat_rows(questions: list[str], answers: list[str]):
+    from datasets import Dataset
+
+    chats = [[{"role": "user", "content": question}] for question in questions]
+    return Dataset.from_list([{"prompt": chat, "answer": answer} for chat, answer in zip(chats, answers)])
 
 
 def test_outcomes_and_metrics_from_records():
@@ -158,6 +203,82 @@ def test_outcomes_and_metrics_from_records():
     assert comparison["base"]["accuracy"] == comparison["trained"]["accuracy"] == 0.5
     assert (comparison["base"]["format_rate"], comparison["trained"]["format_rate"]) == (0.75, 1.0)
     assert comparison["base"]["mean_length"] == 5.0
+    # One fixed, one broken: no evidence either way; questions that are not arithmetic have no categories.
+    assert (comparison["samples"], comparison["mcnemar_p"], comparison["categories"]) == (1, 1.0, {})
+
+
+def test_summary_keeps_its_lines_and_adds_the_statistics():
+    # 100 problems: 16 fixed, 7 broken, 42 both correct, 35 both wrong (base accuracy 0.49, trained 0.58).
+    pairs = [(False, True)] * 16 + [(True, False)] * 7 + [(True, True)] * 42 + [(False, False)] * 35
+    rows = chat_rows([f"q{i}" for i in range(100)], ["1"] * 100)
+    records = problem_records(rows, [scored(b) for b, _ in pairs], [scored(t) for _, t in pairs])
+    comparison = {"setup": {"dataset": "d", "split": "test", "base": "b", "trained": "t", "decoding": "greedy"}}
+    lines = summary_markdown(comparison | compare(records)).splitlines()
+    assert "| accuracy | 0.490 | 0.580 | +0.090 |" in lines
+    outcome = lines.index("Training fixed 16 problems and broke 7 (both correct: 42, both wrong: 35).")
+    low, high = bootstrap_ci([b for b, _ in pairs], [t for _, t in pairs])
+    assert lines[outcome + 1] == (
+        f"McNemar exact p = 0.093 on the 23 problems that changed; accuracy change +0.090, "
+        f"95% CI [{low:+.3f}, {high:+.3f}] (bootstrap over problems)."
+    )
+    assert low < 0.09 < high
+
+
+def test_several_samples_vote_on_the_answer():
+    rows = chat_rows(["What is 2 + 2?", "What is 3 - 7?"], ["4", "-4"])
+    answers = {  # per model, each problem's three samples as (completion, correct)
+        "base": [("<answer>4</answer>", True), ("<answer>5</answer>", False), ("<answer>5</answer>", False),
+                 ("<answer>-4</answer>", True), ("<answer>-4.0</answer>", True), ("<answer>4</answer>", False)],
+        "trained": [("<answer>4</answer>", True), ("<answer>4</answer>", True), ("no tags", False),
+                    ("no answer", False), ("<answer>4</answer>", False), ("<answer>-4</answer>", True)],
+    }  # fmt: skip
+    base, trained = ([scored(correct, completion=text) for text, correct in answers[m]] for m in answers)
+    records = problem_records(rows, base, trained, samples=3)
+    # Problem 0: base votes 5 (wrong), trained 4 (right). Problem 1: base votes -4 ("-4.0" agrees); trained ties
+    # between 4 and -4, and 4 came first.
+    assert [r["outcome"] for r in records] == ["fixed", "broken"]
+    assert [r["base"]["completion"] for r in records] == ["<answer>5</answer>", "<answer>-4</answer>"]
+    assert records[1]["trained"]["completion"] == "<answer>4</answer>" and len(records[1]["samples"]["base"]) == 3
+    comparison = compare(records)
+    for model in ("base", "trained"):
+        assert comparison[model]["accuracy"] == 0.5  # 3 correct samples of 6: pass@1
+        # pass@2 per problem: 1 - C(2, 2) / C(3, 2) with one correct sample, 1 with two
+        assert comparison[model]["pass_at_k"] == pytest.approx({"1": 0.5, "2": 5 / 6, "3": 1.0})
+        assert comparison[model]["maj_at_k"] == comparison[model]["correct"] / 2 == 0.5
+    assert comparison["accuracy_change_ci"] == [pytest.approx(-1 / 3), pytest.approx(1 / 3)]
+    assert list(comparison["categories"]) == ["a + b", "a - b < 0"]
+    assert comparison["categories"]["a + b"] == {
+        "n": 1, "base_accuracy": 1 / 3, "trained_accuracy": 2 / 3, "change": 1 / 3, "fixed": 1, "broken": 0
+    }
+    setup = {"dataset": "arithmetic", "split": "test", "base": "b", "trained": "t", "decoding": "sampling"}
+    page = summary_markdown({"setup": setup, **comparison})
+    assert "| pass@2 | 0.833 | 0.833 | +0.000 |" in page and "| maj@3 | 0.500 | 0.500 | +0.000 |" in page
+    assert "on the 2 problems that changed (majority answer of 3 samples)" in page
+    assert "| a - b < 0 | 1 | 0.667 | 0.333 | -0.333 | 0 | 1 |" in page
+    assert "| category |" not in summary_markdown({"setup": setup, **comparison}, max_categories=1)
+
+
+@pytest.mark.parametrize(
+    "question, category",
+    [
+        ("What is 7 + 5?", "a + b"),
+        ("What is 3 - 7?", "a - b < 0"),
+        ("What is 7 - 7?", "a - b"),
+        ("What is 6 * 3?", "a * b"),
+        ("What is 2 + 3 * 4?", "a + b * c"),
+        ("What is 2 - 3 * 4?", "a - b * c < 0"),
+        ("What is 7 + 5", None),
+        ("What is 7 / 5?", None),
+        ("Natalia sold clips to 48 of her friends. How many clips did she sell?", None),
+    ],
+)
+def test_arithmetic_category(question, category):
+    assert arithmetic_category(question) == category
+
+
+def test_categories_only_when_every_question_has_one():
+    assert categories_of(["What is 1 + 2?", "What is 1 - 2?"]) == ["a + b", "a - b < 0"]
+    assert categories_of(["What is 1 + 2?", "How many clips?"]) is None
 
 
 def test_completions_are_scored_by_the_training_rewards():
@@ -199,6 +320,8 @@ def test_greedy_by_default_and_sampling_like_training(tiny_checkpoint):
         (["eval.batch_size=true"], "eval.batch_size=True: must be a positive integer"),  # YAML's true is an int
         (["eval.do_sample=yes"], "eval.do_sample='yes': expected true or false, e.g. eval.do_sample=true (sample"),
         (["eval.do_sample=true", "eval.temperature=0"], "eval.temperature=0"),
+        (["eval.samples=4"], "eval.samples=4: greedy decoding writes the same completion every time"),
+        (["eval.samples=0", "eval.do_sample=true"], "eval.samples=0: completions per problem per model"),
         (["reward.format=null"], "reward.format: the evaluation reports"),
         (["dataset=instructions", "dataset.limit=null"], "has no splits (prompts without gold answers"),
     ],

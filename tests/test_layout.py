@@ -18,7 +18,7 @@ ALLOWED = {
     "models": {"config"},
     "data": {"config", "rewards"},
     "rewards": {"config"},
-    "training": {"config", "models", "rewards", "runs"},
+    "training": {"config", "models", "rewards", "runs", "evaluation"},  # the pre-flight samples as evaluation does
     "evaluation": {"config", "models", "data", "rewards", "runs"},
     "verifier": {"config", "models", "data", "rewards", "runs", "training", "evaluation"},
     "sweeps": {"config", "runs"},

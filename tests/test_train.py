@@ -101,9 +101,13 @@ def test_held_out_evaluation_during_training(tiny_checkpoint, tmp_path):
     cfg = compose_config(
         *tiny_overrides(tiny_checkpoint, tmp_path), DIGIT_REWARD, "eval.every_n_steps=1", "eval.examples=3"
     )
-    train(cfg)
+    trainer = train(cfg)
     scalars, _ = scalars_and_texts(tmp_path)
     assert {"eval/rewards/accuracy/mean", "eval/rewards/format/mean", "eval/reward"} <= scalars
+    # The task metric too: held-out greedy accuracy at each evaluation, in TensorBoard and the log history.
+    assert {"eval/greedy/accuracy", "eval/greedy/reward"} <= scalars
+    greedy = [entry for entry in trainer.state.log_history if "eval_greedy/accuracy" in entry]
+    assert [entry["step"] for entry in greedy] == [1, 2] and all(0 <= e["eval_greedy/accuracy"] <= 1 for e in greedy)
 
 
 @pytest.mark.slow
@@ -122,6 +126,9 @@ def test_after_training_evaluation_compares_base_and_trained(tiny_checkpoint, tm
     assert comparison["setup"]["split"] == "test" and comparison["setup"]["decoding"].startswith("greedy")
     assert sum(comparison["outcomes"].values()) == 3
     assert "| accuracy |" in caplog.text and "Training fixed" in caplog.text  # the table ends the log
+    scalars, texts = scalars_and_texts(tmp_path)  # and TensorBoard has it, beside the layout of what matters
+    assert {"after_training/base_accuracy", "after_training/trained_accuracy"} <= scalars
+    assert {"after_training/summary/text_summary", "custom_scalars__config__"} <= texts
     # Evaluating from the merged adapter put the base weights back exactly, and left the adapter on.
     base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).state_dict()
     q_proj = "model.layers.0.self_attn.q_proj"

@@ -10,8 +10,10 @@ from grpo.errors import ConfigError
 
 
 def check_model(cfg: DictConfig, task_type: str | None = "CAUSAL_LM") -> None:
-    """`model.dtype`, its switches and `model.lora`; `task_type` is the LoRA task the entry point trains (None: it
-    sets its own)."""
+    """`model.id`, `model.dtype`, the switches and `model.lora`; `task_type` is the LoRA task the entry point trains
+    (None: it sets its own)."""
+    if not (isinstance(cfg.id, str) and cfg.id):
+        raise ConfigError(f"model.id={cfg.id!r}: a Hub id (org/name) or a local model folder.")
     check_dtype("model.dtype", cfg.dtype)
     check_switch("model.trust_remote_code", cfg.trust_remote_code, " (run the model repo's own code)")
     check_switch("model.gradient_checkpointing", cfg.gradient_checkpointing, " (less memory, slower steps)")
@@ -31,6 +33,7 @@ def check_lora(cfg: DictConfig, task_type: str | None) -> None:
         # the adapter's output is scaled by lora_alpha / r: 0 leaves the model unchanged and its gradients zero
         raise ConfigError(f"model.lora.lora_alpha={alpha!r}: must be above 0, e.g. twice model.lora.r.")
     dropout = cfg.get("lora_dropout")
+    # 1 would drop the adapter's whole input, and with it every gradient
     if "lora_dropout" in cfg and not (is_finite_number(dropout) and 0 <= dropout < 1):
         raise ConfigError(f"model.lora.lora_dropout={dropout!r}: a probability from 0 up to (not including) 1.")
     _check_target_modules(cfg.get("target_modules"))

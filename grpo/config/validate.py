@@ -23,6 +23,8 @@ from grpo.sweeps.objective import check_objective
 from grpo.verifier.pairs import ANSWER_FIELDS, PAIR_FIELDS
 
 WANDB_MODES = ("online", "offline", "disabled", "shared")
+# What `preflight` takes (grpo/training/preflight.py).
+PREFLIGHT_MODES = (True, False, "strict", "only")
 
 
 def check_training(cfg: DictConfig) -> dict[str, Reward]:
@@ -92,6 +94,11 @@ def check_switches(cfg: DictConfig) -> None:
     switches |= {f"speedups.{name}": value for name, value in cfg.speedups.items()}
     for key, value in switches.items():
         check_switch(key, value)
+    if cfg.preflight not in PREFLIGHT_MODES:
+        raise ConfigError(
+            f"preflight={cfg.preflight!r}: true (check the learning signal before the first step), false (skip it), "
+            "strict (refuse to start without a signal) or only (stop after the check)."
+        )
 
 
 def check_training_eval(cfg: DictConfig) -> None:
@@ -113,6 +120,13 @@ def check_eval(cfg: DictConfig) -> None:
     check_switch("eval.do_sample", cfg.do_sample, " (sample at eval.temperature; false: greedy)")
     if cfg.do_sample and not (isinstance(cfg.temperature, (int, float)) and cfg.temperature > 0):
         raise ConfigError(f"eval.temperature={cfg.temperature}: sampling needs a positive temperature.")
+    if not is_whole_number(cfg.samples, at_least=1):
+        raise ConfigError(f"eval.samples={cfg.samples!r}: completions per problem per model, 1 or more.")
+    if cfg.samples > 1 and not cfg.do_sample:
+        raise ConfigError(
+            f"eval.samples={cfg.samples}: greedy decoding writes the same completion every time; sample with "
+            "eval.do_sample=true (at a positive eval.temperature), or set eval.samples=1."
+        )
     if not is_whole_number(cfg.examples, at_least=0):
         raise ConfigError(f"eval.examples={cfg.examples}: problems per section of examples.html, 0 or more.")
 

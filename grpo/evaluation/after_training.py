@@ -39,6 +39,7 @@ def after_training_settings(cfg: DictConfig) -> DictConfig:
         "max_new_tokens": cfg.trainer.max_completion_length,  # the completion budget training had (either spelling)
         "do_sample": False,
         "temperature": 1.0,
+        "samples": 1,  # greedy: one completion per problem
         "limit": None,  # eval.examples already limits the held-out rows
         "examples": 10,  # problems per section of examples.html
     })

@@ -19,7 +19,7 @@ from peft import PeftModel
 
 from grpo.evaluation.generate import build_generation_config, generate
 from grpo.evaluation.metrics import Rewards, compare, problem_records, score
-from grpo.evaluation.report import summary_markdown, write_report
+from grpo.evaluation.report import CONSOLE_CATEGORIES, summary_markdown, write_report
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_merge_model
 
 log = logging.getLogger(__name__)
@@ -33,15 +33,17 @@ def compare_models(
     report into `out_dir` and return comparison.json's content.
 
     `model` is a PeftModel (base = adapter off, trained = adapter on), or with `trained_model` given, the base model
-    and `trained_model` the fully fine-tuned one. `cfg` is the `eval` section (batch size, decoding, examples).
+    and `trained_model` the fully fine-tuned one. `cfg` is the `eval` section (batch size, decoding, samples per
+    problem, examples).
     """
-    prompts = list(dataset["prompt"])
-    base, trained = complete_both(cfg, model, tokenizer, prompts, trained_model)
-    records = problem_records(dataset, score(dataset, base, rewards), score(dataset, trained, rewards))
+    # Each problem `eval.samples` times in a row: its samples then share a batch, and score's rows line up with them.
+    repeated = dataset.select([index for index in range(len(dataset)) for _ in range(cfg.samples)])
+    base, trained = complete_both(cfg, model, tokenizer, list(repeated["prompt"]), trained_model)
+    records = problem_records(dataset, score(repeated, base, rewards), score(repeated, trained, rewards), cfg.samples)
     comparison = {"setup": setup, **compare(records)}
     out_dir.mkdir(parents=True, exist_ok=True)
     files = write_report(out_dir, comparison, records, cfg.examples)
-    log.info("\n%s", summary_markdown(comparison))
+    log.info("\n%s", summary_markdown(comparison, max_categories=CONSOLE_CATEGORIES))
     log.info("report: %s", ", ".join(str(path) for path in files))
     return comparison
 
@@ -76,6 +78,8 @@ def complete_both(cfg: DictConfig, model, tokenizer, prompts: list, trained_mode
 def describe(cfg: DictConfig, checkpoint: str, weights: Path | str, rewards: dict) -> dict:
     """What was compared, for comparison.json and the headers of the report (`cfg`: model, dataset, eval)."""
     decoding = f"sampling at temperature {cfg.eval.temperature}" if cfg.eval.do_sample else "greedy"
+    if cfg.eval.samples > 1:
+        decoding += f", {cfg.eval.samples} samples per problem"
     return {
         "model": cfg.model.id,
         "base": checkpoint,

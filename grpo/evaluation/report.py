@@ -13,11 +13,16 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from grpo.evaluation.metrics import ACCURACY, FORMAT, MODELS, OUTCOMES
+from grpo.evaluation.metrics import ACCURACY, CI_LEVEL, FORMAT, MODELS, OUTCOMES, RESAMPLES
 from grpo.runs.layout import COMPARISON_FILE
 
 COLORS = {"base": "#9e9e9e", "trained": "#1f77b4"}
 OUTCOME_COLORS = {"fixed": "#2ca02c", "broken": "#d62728", "both correct": "#8fbc8f", "both wrong": "#c0c0c0"}
+CONSOLE_CATEGORIES = 8  # a longer per-category table stays in summary.md, out of the log's closing table
+STATISTICS_NOTE = (
+    f"p: McNemar's exact test of fixed against broken problems (two-sided); CI: bootstrap {CI_LEVEL:.0%} CI, "
+    f"paired over problems, {RESAMPLES} resamples (percentile)."
+)
 
 
 def write_report(out_dir: Path, comparison: dict, records: Sequence[dict], examples: int) -> list[Path]:
@@ -39,6 +44,7 @@ def summary_rows(comparison: dict) -> list[tuple[str, str, str, str]]:
     base, trained = comparison["base"], comparison["trained"]
     rows = [
         _row("accuracy", base["accuracy"], trained["accuracy"], 3),
+        *sampling_rows(comparison),
         _row("format rate", base["format_rate"], trained["format_rate"], 3),
     ]
     for name in base["rewards"]:
@@ -50,8 +56,18 @@ def summary_rows(comparison: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def summary_markdown(comparison: dict) -> str:
-    """A Markdown page: what was compared, the metrics table and the per-problem outcome counts."""
+def sampling_rows(comparison: dict) -> list[tuple[str, str, str, str]]:
+    """pass@k (k > 1; the accuracy row is pass@1) and maj@K, where each problem was sampled K > 1 times."""
+    base, trained, samples = comparison["base"], comparison["trained"], comparison["samples"]
+    if samples == 1:
+        return []
+    rows = [_row(f"pass@{k}", base["pass_at_k"][k], trained["pass_at_k"][k], 3) for k in base["pass_at_k"] if k != "1"]
+    return [*rows, _row(f"maj@{samples}", base["maj_at_k"], trained["maj_at_k"], 3)]
+
+
+def summary_markdown(comparison: dict, max_categories: int | None = None) -> str:
+    """A Markdown page: what was compared, the metrics table, the per-problem outcome counts and how far to trust the
+    change, and the per-category table (left out when it has more than `max_categories` rows)."""
     setup = comparison["setup"]
     lines = [
         f"# Base vs trained on {setup['dataset']} ({setup['split']} split)",
@@ -65,8 +81,12 @@ def summary_markdown(comparison: dict) -> str:
         *(f"| {' | '.join(row)} |" for row in summary_rows(comparison)),
         "",
         outcome_sentence(comparison),
+        statistics_sentence(comparison),
+        *category_table(comparison, max_categories),
         "",
         "Accuracy and format rate are the means of the training rewards `accuracy` and `format` (each 0 or 1).",
+        *sampling_note(comparison["samples"]),
+        STATISTICS_NOTE,
         "Per-problem records: problems.jsonl; example completions: examples.html.",
         "",
     ]
@@ -79,6 +99,46 @@ def outcome_sentence(comparison: dict) -> str:
         f"Training fixed {counts['fixed']} problems and broke {counts['broken']} "
         f"(both correct: {counts['both correct']}, both wrong: {counts['both wrong']})."
     )
+
+
+def statistics_sentence(comparison: dict) -> str:
+    """McNemar's p on the problems that changed, and the accuracy change with its bootstrap interval."""
+    counts, samples = comparison["outcomes"], comparison["samples"]
+    changed = counts["fixed"] + counts["broken"]
+    vote = f" (majority answer of {samples} samples)" if samples > 1 else ""
+    change = _row("", comparison["base"]["accuracy"], comparison["trained"]["accuracy"], 3)[3] or "n/a"
+    low, high = comparison["accuracy_change_ci"]
+    return (
+        f"McNemar exact p {_p_value(comparison['mcnemar_p'])} on the {changed} problems that changed{vote}; "
+        f"accuracy change {change}, {CI_LEVEL:.0%} CI [{low:+.3f}, {high:+.3f}] (bootstrap over problems)."
+    )
+
+
+def sampling_note(samples: int) -> list[str]:
+    if samples == 1:
+        return []
+    note = (
+        f"Each model answered every problem {samples} times: the means are over all samples (accuracy is pass@1), "
+        f"pass@k is the unbiased estimator of Chen et al. 2021, and maj@{samples} (majority vote of the answers) "
+        "decides which problems count as fixed and broken."
+    )
+    return [note]
+
+
+def category_table(comparison: dict, max_rows: int | None = None) -> list[str]:
+    """The per-category rows, after a blank line: none without categories or with more than `max_rows` of them."""
+    categories = comparison["categories"]
+    if not categories or (max_rows is not None and len(categories) > max_rows):
+        return []
+    lines = ["", "| category | problems | base | trained | change | fixed | broken |", "|---|---|---|---|---|---|---|"]
+    for name, row in categories.items():
+        _, base, trained, change = _row(name, row["base_accuracy"], row["trained_accuracy"], 3)
+        lines.append(f"| {name} | {row['n']} | {base} | {trained} | {change} | {row['fixed']} | {row['broken']} |")
+    return lines
+
+
+def _p_value(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def chart(comparison: dict) -> Figure:
@@ -142,7 +202,7 @@ table.examples td {{ width: 33%; }} pre {{ white-space: pre-wrap; margin: 0; }}
 <p>base: <code>{_text(setup['base'])}</code><br>trained: <code>{_text(setup['trained'])}</code><br>
 decoding: {_text(setup['decoding'])}</p>
 <table><tr><th>metric</th><th>base</th><th>trained</th><th>change</th></tr>{rows}</table>
-<p>{_text(outcome_sentence(comparison))}</p>
+<p>{_text(outcome_sentence(comparison))}<br>{_text(statistics_sentence(comparison))}</p>
 <img src="chart.png" alt="chart" style="max-width: 100%">
 {''.join(sections)}
 </body></html>

@@ -60,3 +60,48 @@ def start_wandb(cfg: DictConfig, run_dir: Path) -> None:
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 
+
+
+# TensorBoard's Custom Scalars tab: the curves that say whether training works, before the dozens TRL logs.
+LAYOUT = {
+    "GRPO": {
+        "reward (weighted total)": ["Multiline", [r"^train/reward$", r"^eval/reward$"]],
+        "each reward's mean": ["Multiline", [r"^train/rewards/.*/mean$"]],
+        "held-out accuracy": ["Multiline", [r"^eval/greedy/accuracy$", r"^eval/rewards/accuracy/mean$"]],
+        "KL to the reference": ["Multiline", [r"^train/kl$"]],
+        "entropy": ["Multiline", [r"^train/entropy$"]],
+        "base vs trained (after training)": ["Multiline", [r"^after_training/.*accuracy$"]],
+    }
+}
+
+
+def write_tensorboard_layout(log_dir: Path) -> None:
+    """Put LAYOUT in the run's TensorBoard folder (an event file of its own beside the Trainer's)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(log_dir)) as writer:
+        writer.add_custom_scalars(LAYOUT)
+
+
+def log_to_tensorboard(log_dir: Path, step: int, scalars: dict[str, float], texts: dict[str, str]) -> None:
+    """Scalars and Markdown texts at one step, in a TensorBoard folder of their own (the after-training comparison)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(log_dir=str(log_dir)) as writer:
+        for tag, value in scalars.items():
+            if value is not None:
+                writer.add_scalar(tag, value, step)
+        for tag, text in texts.items():
+            writer.add_text(tag, text, step)
+
+
+def log_comparison(log_dir: Path, step: int, comparison: dict) -> None:
+    """The after-training comparison in TensorBoard too: both accuracies and format rates, and the report's table."""
+    from grpo.evaluation.report import summary_markdown
+
+    scalars = {
+        f"after_training/{model}_{metric}": comparison[model][metric]
+        for model in ("base", "trained")
+        for metric in ("accuracy", "format_rate")
+    }
+    log_to_tensorboard(log_dir, step, scalars, {"after_training/summary": summary_markdown(comparison)})

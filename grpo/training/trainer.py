@@ -22,6 +22,7 @@ import trl
 import trl.trainer.utils as trl_utils
 
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_contiguous_head, why_not_merge_model
+from grpo.training.held_out import GreedyHeldOut
 from grpo.training.speedups import (
     SKIPPABLE_LOSS_TYPES,
     completion_positions_on_cpu,
@@ -46,10 +47,12 @@ class GRPOTrainer(trl.GRPOTrainer):
         skip_zero_advantage: bool = True,
         contiguous_head_input: bool = True,
         filter_groups: bool = False,
+        held_out: GreedyHeldOut | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.filter_groups = filter_groups
+        self.held_out = held_out
         self.merge_lora_for_generation = merge_lora_for_generation and applies(
             "merge_lora_for_generation", why_not_merge(self)
         )
@@ -60,6 +63,21 @@ class GRPOTrainer(trl.GRPOTrainer):
         self.contiguous_head_input = contiguous_head_input and applies(
             "contiguous_head_input", why_not_contiguous_head(self.accelerator.unwrap_model(self.model))
         )
+
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        """TRL's evaluation (one sampled completion per held-out prompt), then held-out greedy accuracy, logged too."""
+        metrics = super().evaluate(*args, **kwargs)
+        if self.held_out is None:
+            return metrics
+        model = self.accelerator.unwrap_model(self.model)
+        greedy = self.held_out(model, self.processing_class)
+        self.log(greedy)
+        warning = self.held_out.record(
+            self.state.global_step, greedy.get("eval_greedy/accuracy"), self.state.log_history
+        )
+        if warning:
+            log.warning("%s", warning)
+        return {**metrics, **greedy}
 
     def _generate_single_turn(self, *args, **kwargs):
         model = self.accelerator.unwrap_model(self.model)
