@@ -18,6 +18,7 @@ from grpo.evaluation.generate import Completion
 from grpo.evaluation.stats import bootstrap_ci, majority_vote, mcnemar_exact, pass_at_k
 from grpo.rewards.math import parse_number
 from grpo.rewards.reward import Reward
+from grpo.rewards.scoring import score_completions, weighted_total
 from grpo.rewards.text import extract_answer
 
 MODELS = ("base", "trained")
@@ -30,19 +31,9 @@ Rewards = dict[str, Reward]
 
 
 def score(rows: Dataset, completions: Sequence[Completion], rewards: Rewards) -> list[dict]:
-    """Per completion: its text, token length, each reward's value and the weighted total, as TRL computes them.
-
-    Reward functions get what GRPOTrainer gives them: `prompts`, `completions` (assistant messages, since prompts
-    are chats), `completion_ids` and every dataset column other than `prompt` (`answer`, ...).
-    """
-    # Plain lists, as TRL passes them: datasets 5 returns a lazy Column, which rewards would take for one scalar.
-    columns = {name: list(rows[name]) for name in rows.column_names if name != "prompt"}
-    messages = [[{"role": "assistant", "content": completion.text}] for completion in completions]
-    token_ids = [completion.token_ids for completion in completions]
-    values = {
-        name: reward(prompts=list(rows["prompt"]), completions=messages, completion_ids=token_ids, **columns)
-        for name, reward in rewards.items()
-    }
+    """Per completion: its text, token length, each reward's value and the weighted total, as TRL computes them."""
+    texts, token_ids = [c.text for c in completions], [c.token_ids for c in completions]
+    values = score_completions(rewards, rows, texts, token_ids)
     scored = []
     for i, completion in enumerate(completions):
         per_reward = {name: _number(values[name][i]) for name in rewards}
@@ -50,8 +41,7 @@ def score(rows: Dataset, completions: Sequence[Completion], rewards: Rewards) ->
             "completion": completion.text,
             "length": len(completion.token_ids),
             "rewards": per_reward,
-            # TRL's total: the weighted sum, where a reward that returned None (not applicable) counts as nothing.
-            "reward": sum(reward.weight * (per_reward[name] or 0.0) for name, reward in rewards.items()),
+            "reward": weighted_total(rewards, per_reward),
             "correct": per_reward[ACCURACY] == 1.0,
         })
     return scored

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from grpo.evaluation.generate import build_generation_config, generate
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_merge_model
 from grpo.rewards.reward import Reward
+from grpo.rewards.scoring import score_completions, weighted_total
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +38,12 @@ class GreedyHeldOut:
     def __call__(self, model, tokenizer) -> dict[str, float]:
         """`eval_greedy/accuracy` (when an accuracy reward is configured) and `eval_greedy/reward` (weighted total)."""
         completions = self._complete(model, tokenizer)
-        columns = {name: list(self.dataset[name]) for name in self.dataset.column_names if name != "prompt"}
-        messages = [[{"role": "assistant", "content": c.text}] for c in completions]
-        values = {
-            name: reward(prompts=list(self.dataset["prompt"]), completions=messages,
-                         completion_ids=[c.token_ids for c in completions], **columns)
-            for name, reward in self.rewards.items()
-        }  # fmt: skip
-        totals = [sum(r.weight * (values[n][i] or 0.0) for n, r in self.rewards.items()) for i in range(len(messages))]
+        texts, token_ids = [c.text for c in completions], [c.token_ids for c in completions]
+        values = score_completions(self.rewards, self.dataset, texts, token_ids)
+        totals = [weighted_total(self.rewards, {name: values[name][i] for name in values}) for i in range(len(texts))]
         metrics = {"eval_greedy/reward": sum(totals) / len(totals)}
         if ACCURACY in values:
-            metrics["eval_greedy/accuracy"] = sum(v or 0.0 for v in values[ACCURACY]) / len(messages)
+            metrics["eval_greedy/accuracy"] = sum(value or 0.0 for value in values[ACCURACY]) / len(texts)
         return metrics
 
     def _complete(self, model, tokenizer):

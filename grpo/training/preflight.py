@@ -29,6 +29,7 @@ from grpo.errors import ConfigError
 from grpo.evaluation.generate import eos_token_ids, generate
 from grpo.rewards import extract_answer
 from grpo.rewards.reward import Reward
+from grpo.rewards.scoring import score_completions, weighted_total
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ def measure(model, tokenizer, rows, rewards: dict[str, Reward], args) -> Preflig
             )  # fmt: skip
     finally:
         model.train(was_training)
-    totals, values = score_groups(repeated, completions, rewards)
+    values = score_completions(rewards, repeated, [c.text for c in completions], [c.token_ids for c in completions])
+    totals = [weighted_total(rewards, {name: values[name][i] for name in rewards}) for i in range(len(completions))]
     eos = set(eos_token_ids(model, tokenizer))
     truncated = [len(c.token_ids) >= args.max_completion_length and c.token_ids[-1] not in eos for c in completions]
     groups = [totals[i : i + group] for i in range(0, len(totals), group)]
@@ -140,22 +142,6 @@ def sampling_config(args, model, tokenizer) -> GenerationConfig:
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=eos_token_ids(model, tokenizer),
     )
-
-
-def score_groups(rows, completions, rewards: dict[str, Reward]) -> tuple[list[float], dict[str, list]]:
-    """Each completion's weighted total (a reward's None counts as 0, as in TRL) and each reward's values."""
-    columns = {name: list(rows[name]) for name in rows.column_names if name != "prompt"}
-    messages = [[{"role": "assistant", "content": c.text}] for c in completions]
-    values = {
-        name: reward(prompts=list(rows["prompt"]), completions=messages,
-                     completion_ids=[c.token_ids for c in completions], **columns)
-        for name, reward in rewards.items()
-    }  # fmt: skip
-    totals = [
-        sum(reward.weight * (values[name][i] or 0.0) for name, reward in rewards.items())
-        for i in range(len(completions))
-    ]
-    return totals, values
 
 
 def share(flags: list[bool]) -> float:
