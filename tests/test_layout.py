@@ -21,7 +21,7 @@ ALLOWED = {
     "training": {"config", "models", "rewards", "runs", "evaluation"},  # the pre-flight samples as evaluation does
     "evaluation": {"config", "models", "data", "rewards", "runs"},
     "verifier": {"config", "models", "data", "rewards", "runs", "training", "evaluation"},
-    "sweeps": {"config", "runs"},
+    "sweeps": {"config", "runs", "evaluation"},  # the statistics of grpo.evaluation.stats
 }
 ENTRY_POINTS = {"train", "evaluate", "train_rm", "report"}
 SHARED = {"errors", "cache"}

@@ -1,17 +1,21 @@
-"""Read a Hydra multirun dir: one `Run` per job, with its swept values, status and logged metrics.
+"""Read a Hydra multirun dir: one `Run` per job, with its swept values, status, logged metrics and evaluation.
 
-Jobs come from two places so that none is silently dropped: the dirs holding `.hydra/overrides.yaml` (every job
-that started: Hydra writes it before calling the task), and, for grid sweeps, the job list that `multirun.yaml`
-implies (a job that never started has no dir). Metrics come from the run's TensorBoard events (every logged step,
-with the end-of-training `train_runtime`); a run logged without TensorBoard falls back to its newest checkpoint's
-`trainer_state.json`.
+Jobs come from two places so that none is silently dropped: the dirs holding `.hydra/overrides.yaml` (every job that
+started: Hydra writes it before calling the task), and, for grid sweeps, the job list that `multirun.yaml` implies (a
+job that never started has no dir). Reading is in two steps so that a bad report option is refused at once:
+`load_jobs` reads each job's overrides, status and error (small files), `with_metrics` then its logs and evaluation.
+
+Metrics come from the run's TensorBoard events (every logged step, with the end-of-training `train_runtime`); a run
+logged without TensorBoard falls back to its newest checkpoint's `trainer_state.json`. The evaluation is the run's
+`comparison.json` (`eval.after_training=true` or `python -m grpo.evaluate`): base and trained accuracy on the same
+held-out problems.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +28,21 @@ from grpo.sweeps.jobs import BASIC_SWEEPER, grid_jobs, swept_keys
 FINISHED, FAILED, NOT_STARTED = "finished", "failed", "not started"
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A run's held-out comparison: base and trained accuracy on the same problems, and the problems that changed."""
+
+    base: float
+    trained: float
+    fixed: int  # problems the base model got wrong and the trained one right
+    broken: int  # the reverse
+    problems: int
+
+    @property
+    def gain(self) -> float:
+        return self.trained - self.base
+
+
 @dataclass
 class Run:
     """One job of a sweep. `history` has one row per logged step and one column per metric (`reward`, ...)."""
@@ -33,7 +52,7 @@ class Run:
     dir: Path | None = None
     status: str = NOT_STARTED
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
-    eval_accuracy: float | None = None
+    evaluation: Evaluation | None = None
     error: str | None = None  # a failed job's reason: the last line of its error.txt
 
     def value(self, key: str) -> str | None:
@@ -56,7 +75,21 @@ class Sweep:
 
 
 def load_sweep(sweep_dir: str | Path) -> Sweep:
-    """Every job of the multirun in `sweep_dir`, in launch order (Hydra's job number)."""
+    """Every job of the multirun in `sweep_dir` with its metrics and evaluation, in launch order."""
+    return with_metrics(load_jobs(sweep_dir))
+
+
+def with_metrics(sweep: Sweep) -> Sweep:
+    """The sweep with each started job's logged metrics and evaluation read from its dir."""
+    runs = [
+        replace(run, history=read_history(run.dir), evaluation=read_evaluation(run.dir)) if run.dir else run
+        for run in sweep.runs
+    ]
+    return replace(sweep, runs=runs)
+
+
+def load_jobs(sweep_dir: str | Path) -> Sweep:
+    """Every job of the multirun in `sweep_dir`, in launch order (Hydra's job number), without metrics."""
     sweep_dir = Path(sweep_dir)
     started = [read_run(hydra_dir.parent) for hydra_dir in sorted(sweep_dir.rglob(".hydra"))]
     started = [run for run in started if run is not None]
@@ -78,7 +111,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
 
 
 def read_run(run_dir: Path) -> Run | None:
-    """A started job's overrides, status and metrics; None for a `.hydra` dir that is not a job's."""
+    """A started job's overrides, status and error; None for a `.hydra` dir that is not a job's."""
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
         return None
@@ -89,8 +122,6 @@ def read_run(run_dir: Path) -> Run | None:
         overrides=list(OmegaConf.load(overrides_file)),
         dir=run_dir,
         status=FINISHED if (run_dir / FINAL_DIR).is_dir() else FAILED,
-        history=read_history(run_dir),
-        eval_accuracy=read_eval_accuracy(run_dir),
         error=read_error(run_dir),
     )
 
@@ -123,13 +154,20 @@ def read_history(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(log_history).groupby("step").last().sort_index()
 
 
-def read_eval_accuracy(run_dir: Path) -> float | None:
-    """`trained.accuracy` from the newest `comparison.json` that `python -m grpo.evaluate` wrote into the run dir."""
+def read_evaluation(run_dir: Path) -> Evaluation | None:
+    """The newest `comparison.json` in the run dir (`eval/` after training, or where `grpo.evaluate` wrote it)."""
     files = [*run_dir.glob(COMPARISON_FILE), *run_dir.glob(f"*/{COMPARISON_FILE}")]
     files.sort(key=lambda path: path.stat().st_mtime)
     if not files:
         return None
-    return float(json.loads(files[-1].read_text())["trained"]["accuracy"])
+    comparison = json.loads(files[-1].read_text())
+    return Evaluation(
+        base=float(comparison["base"]["accuracy"]),
+        trained=float(comparison["trained"]["accuracy"]),
+        fixed=len(comparison["fixed"]),
+        broken=len(comparison["broken"]),
+        problems=int(comparison["trained"]["n"]),
+    )
 
 
 def _with_unstarted_jobs(started: list[Run], expected: list[list[str]]) -> list[Run]:

@@ -27,6 +27,7 @@ from transformers import GenerationConfig
 
 from grpo.errors import ConfigError
 from grpo.evaluation.generate import eos_token_ids, generate
+from grpo.models.generation import contiguous_head_input
 from grpo.rewards import extract_answer
 from grpo.rewards.reward import Reward
 from grpo.rewards.scoring import score_completions, weighted_total
@@ -105,7 +106,8 @@ def measure(model, tokenizer, rows, rewards: dict[str, Reward], args) -> Preflig
     was_training = model.training
     model.eval()
     try:
-        with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bool(args.bf16)):
+        autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bool(args.bf16))
+        with autocast, contiguous_head_input(model):
             completions = generate(
                 model, tokenizer, list(repeated["prompt"]), sampling_config(args, model, tokenizer),
                 len(repeated), "pre-flight",
