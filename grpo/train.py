@@ -122,6 +122,8 @@ def train(cfg: DictConfig):
             score_completions_only=cfg.speedups.score_completions_only,
             skip_zero_advantage=cfg.speedups.skip_zero_advantage,
             contiguous_head_input=cfg.speedups.contiguous_head_input,
+            shared_prefix=cfg.speedups.shared_prefix,
+            shared_prefill=cfg.speedups.shared_prefill,
             filter_groups=cfg.filter_groups,
             held_out=greedy_held_out(cfg, eval_dataset, rewards),
         )

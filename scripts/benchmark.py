@@ -17,6 +17,8 @@ loading), step 1's warm-up and the odd step slowed by another process are not co
 
 `--variant NAME=OVERRIDES` adds a grpo.train run with more overrides; `NAME_over_grpo` is its seconds per step
 divided by the default's (2.0: the default is twice as fast), `NAME_over_plain_trl` divided by plain TRL's.
+`--without SPEEDUP` adds the variant `no_SPEEDUP`: the default with `speedups.SPEEDUP=false`, so
+`no_SPEEDUP_over_grpo` is what that one speed-up gains.
 `--reference` adds the variant `reference`: the reference script's setup (fp32 weights and arithmetic, gradient
 checkpointing, no `speedups`). Prints one JSON line on stdout: seconds per step, completion tokens per second and
 peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
@@ -24,6 +26,7 @@ peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
     python scripts/benchmark.py                       # grpo.train vs plain TRL, 7 steps each (2 CPU cores: ~5 min)
     python scripts/benchmark.py --reference --repeats 2   # runs in A B C D D C B A order; each run's median
     python scripts/benchmark.py --no-plain --variant 'spg2=trainer.steps_per_generation=2'
+    python scripts/benchmark.py --no-plain --without shared_prefix --repeats 2   # what encoding prompts once gains
 
 Run it with nothing else on the machine: processes sharing cores time each other, not themselves.
 """
@@ -48,6 +51,8 @@ AS_PLAIN_TRL = [
     "speedups.score_completions_only=false",
     "speedups.skip_zero_advantage=false",
     "speedups.contiguous_head_input=false",
+    "speedups.shared_prefix=false",
+    "speedups.shared_prefill=false",
 ]
 # The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
 REFERENCE = ["model.dtype=float32", "trainer.bf16=false", "model.gradient_checkpointing=true", *AS_PLAIN_TRL]
@@ -90,6 +95,7 @@ def main() -> None:
         runs["plain_trl"] = plain_command(model, rows, dtype_name(preset.model.dtype), args)
         runs["grpo_as_plain_trl"] = grpo_command(model, args, AS_PLAIN_TRL)
     variants = [("reference", REFERENCE)] if args.reference else []
+    variants += [(f"no_{speedup}", [f"speedups.{speedup}=false"]) for speedup in known_speedups(args.without, preset)]
     for name, overrides in variants + args.variant:
         runs[name] = grpo_command(model, args, overrides)
 
@@ -115,6 +121,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default=None, help="local model folder (default: the embedded SmolLM2-135M)")
     parser.add_argument("--variant", action="append", default=[], type=variant, metavar="NAME=OVERRIDES")
     parser.add_argument("--reference", action="store_true", help="add the reference-style run (see above)")
+    parser.add_argument("--without", action="append", default=[], metavar="SPEEDUP",
+                        help="add a run with speedups.SPEEDUP=false, reported as no_SPEEDUP (e.g. shared_prefix)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain TRL run")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--work-dir", default=None, help="where runs write (default: a new temporary folder)")
@@ -129,6 +137,14 @@ def variant(text: str) -> tuple[str, list[str]]:
     if not name or not overrides:
         raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=OVERRIDES, e.g. 'fp32=trainer.bf16=false'")
     return name, shlex.split(overrides)
+
+
+def known_speedups(names: list[str], preset) -> list[str]:
+    """The `--without` names, each a key of the `speedups` section (checked before any run starts)."""
+    unknown = [name for name in names if name not in preset.speedups]
+    if unknown:
+        sys.exit(f"[benchmark] --without {', '.join(unknown)}: not a speed-up; choose from {list(preset.speedups)}")
+    return names
 
 
 def embedded_model() -> str:

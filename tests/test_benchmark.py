@@ -1,4 +1,5 @@
-"""scripts/benchmark.py runs end to end (tiny model, 2 steps), and the plain TRL script still matches our presets.
+"""scripts/benchmark.py and scripts/profile_step.py run end to end (tiny model, 2-3 steps), and the plain TRL script
+still matches our presets.
 
 No timing is asserted here: speed is measured by running the benchmark itself, never by tests.
 """
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DIGIT_REWARD, tiny_overrides
 
 pytestmark = pytest.mark.slow  # every test here starts processes or trains
 
@@ -19,21 +21,43 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_benchmark_prints_one_json_line_with_identical_settings(tiny_checkpoint, tmp_path):
     command = [
         sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--model", str(tiny_checkpoint), "--steps", "2",
-        "--completions", "2", "--length", "4", "--work-dir", str(tmp_path), "--reference",
+        "--completions", "2", "--length", "4", "--work-dir", str(tmp_path), "--reference", "--without", "shared_prefix",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-5000:]
     line = json.loads(done.stdout.strip().splitlines()[-1])
 
-    for name in ("grpo", "plain_trl", "grpo_as_plain_trl", "reference"):
+    for name in ("grpo", "plain_trl", "grpo_as_plain_trl", "reference", "no_shared_prefix"):
         run = line["runs"][name]
         assert run["s_per_step"] > 0 and run["peak_rss_mb"] > 0
         assert run["completion_tok_per_s"] > 0
     assert line["grpo_over_plain_trl"] > 0 and line["overhead"] > 0 and line["reference_over_grpo"] > 0
+    assert line["no_shared_prefix_over_grpo"] > 0
     # If a preset changes (learning rate, beta, LoRA rank, ...), scripts/plain_trl_grpo.py must follow it, or the
     # benchmark would compare different trainings.
     assert line["settings_differ"] == []
+
+
+def test_step_profile_splits_a_step_into_its_parts(tiny_checkpoint, tmp_path):
+    # Two prompts per step, one generation for two steps: the old policy's forward is timed too.
+    overrides = [*tiny_overrides(tiny_checkpoint, tmp_path / "run", steps=3), DIGIT_REWARD,
+                 "trainer.per_device_train_batch_size=4", "trainer.steps_per_generation=2"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "tests")}  # for DIGIT_REWARD
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "profile_step.py"), *overrides],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-5000:]
+    table = done.stdout[done.stdout.index("steps timed: 2, 3 of 3") :].splitlines()
+    seconds = {label.strip(): float(value) for label, value, share in (line.rsplit(maxsplit=2) for line in table[2:])}
+    assert list(seconds) == [
+        "generation", "prefill", "decode", "other (sampling, adapter merge)", "old-policy forward",
+        "reference forward", "rewards", "policy forward (loss)", "policy backward",
+        "rest (loss arithmetic, optimizer, data)", "step",
+    ]  # fmt: skip
+    for part in ("generation", "prefill", "decode", "reference forward", "policy forward (loss)", "policy backward"):
+        assert seconds[part] > 0, part
+    assert seconds["step"] >= seconds["generation"] + seconds["policy backward"]
+    assert not (tmp_path / "outputs").exists()  # its run went to a temporary folder
 
 
 def test_generation_benchmark_times_merged_and_unmerged_sampling(tmp_path):

@@ -13,10 +13,13 @@ import trl.trainer.utils as trl_utils
 # The sha256 (first 16 hex digits) of each wrapped function's source in trl 1.16.0.
 TESTED_SOURCES = {
     "GRPOTrainer._generate_single_turn": "e0f02e4fc094cefd",  # speedups.merge_lora_for_generation and contiguous_head
-    "GRPOTrainer._get_per_token_logps_and_entropies": "ea73c3909275851d",  # speedups.score_completions_only
+    # speedups.score_completions_only, speedups.shared_prefix (which returns what it returns)
+    "GRPOTrainer._get_per_token_logps_and_entropies": "ea73c3909275851d",
     "GRPOTrainer._generate_and_score_completions": "1fa48922792dcd5c",  # filter_groups' loss normaliser
     "GRPOTrainer._compute_loss": "80295546bbdbf6f7",  # speedups.skip_zero_advantage, filter_groups
     "trl.trainer.utils._use_triton": "f0510984e05ac05c",  # speedups.score_completions_only patches it on CPU
+    # speedups.shared_prefix scores through its forward, passing the prompts' cache along with the labels
+    "trl.trainer.utils.add_fused_lm_head": "422d009f04b66659",
 }
 
 

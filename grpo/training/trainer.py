@@ -1,10 +1,13 @@
-"""TRL's GRPOTrainer with four speed-ups that leave the training unchanged (the `speedups` config section).
+"""TRL's GRPOTrainer with six speed-ups that leave the training unchanged (the `speedups` config section).
 
-Two act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
-output layer), two on the loss (grpo/training/speedups.py: scoring completion positions only, skipping completions
-without advantage); each module says why it is exact. Each switches itself off, with the reason logged once, where it
-does not apply. The first two and the fourth are measured with scripts/benchmark.py (the fourth also with
-scripts/benchmark_generation.py); the third saves time only in steps with such groups (docs/performance.md).
+Three act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
+output layer; grpo/models/prompt_cache.py: one prefill per distinct prompt), three on the loss
+(grpo/training/speedups.py: scoring completion positions only, skipping completions without advantage;
+grpo/training/shared_prefix.py: encoding each distinct prompt once, not once per completion); each module says why it
+is exact. Each switches itself off, with the reason logged once, where it does not apply. scripts/benchmark.py measures
+them (`--without NAME` for one alone; scripts/benchmark_generation.py for the merged adapter), scripts/profile_step.py
+splits a step by pass; skipping completions without advantage saves time only in steps with such groups
+(docs/performance.md).
 
 One option does change the training, on purpose (`filter_groups`, off by default): DAPO's dynamic-sampling filter
 (Yu et al., 2025). Groups whose completions all earn the same reward are left out of the loss, KL term included, and
@@ -18,11 +21,15 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 
+import torch
 import trl
 import trl.trainer.utils as trl_utils
+from trl.extras.profiling import profiling_context
 
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_contiguous_head, why_not_merge_model
+from grpo.models.prompt_cache import draws_dropout, shared_prefill, shares_prompts, why_not_model
 from grpo.training.held_out import GreedyHeldOut
+from grpo.training.shared_prefix import checkpoints_layers, score_with_shared_prompts
 from grpo.training.speedups import (
     SKIPPABLE_LOSS_TYPES,
     completion_positions_on_cpu,
@@ -46,6 +53,8 @@ class GRPOTrainer(trl.GRPOTrainer):
         score_completions_only: bool = True,
         skip_zero_advantage: bool = True,
         contiguous_head_input: bool = True,
+        shared_prefix: bool = True,
+        shared_prefill: bool = True,
         filter_groups: bool = False,
         held_out: GreedyHeldOut | None = None,
         **kwargs,
@@ -63,6 +72,9 @@ class GRPOTrainer(trl.GRPOTrainer):
         self.contiguous_head_input = contiguous_head_input and applies(
             "contiguous_head_input", why_not_contiguous_head(self.accelerator.unwrap_model(self.model))
         )
+        self.shared_prefix = shared_prefix and applies("shared_prefix", why_not_shared_prefix(self))
+        self.shared_prefix_declined: set[str] = set()  # per-batch reasons, logged once
+        self.shared_prefill = shared_prefill and applies("shared_prefill", why_not_shared_prefill(self))
 
     def evaluate(self, *args, **kwargs) -> dict[str, float]:
         """TRL's evaluation (one sampled completion per held-out prompt), then held-out greedy accuracy, logged too."""
@@ -86,13 +98,50 @@ class GRPOTrainer(trl.GRPOTrainer):
                 speedups.enter_context(merged_lora(model))
             if self.contiguous_head_input:
                 speedups.enter_context(contiguous_head_input(model))
+            if self.shared_prefill:
+                speedups.enter_context(shared_prefill(model))
             return super()._generate_single_turn(*args, **kwargs)
 
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        if not self.score_completions_only:
-            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        with completion_positions_on_cpu():
-            return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):  # fmt: skip
+        with ExitStack() as speedups:
+            if self.score_completions_only:
+                speedups.enter_context(completion_positions_on_cpu())
+            if self.shares_prefix(model, input_ids, attention_mask, logits_to_keep, compute_aux_loss, multimodal):
+                # TRL's own timer, so its profiling metric still counts this forward.
+                with profiling_context(self, "_get_per_token_logps_and_entropies"), self.accelerator.autocast():
+                    logps, entropies = score_with_shared_prompts(
+                        model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+                    )
+                return logps, entropies, None
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal,
+            )  # fmt: skip
+
+    def shares_prefix(self, model, input_ids, attention_mask, logits_to_keep, compute_aux_loss, multimodal) -> bool:
+        """Whether this forward can encode each distinct prompt once: a text batch in which some prompt repeats."""
+        if not self.shared_prefix:
+            return False
+        model = self.accelerator.unwrap_model(model)
+        if torch.is_grad_enabled() and checkpoints_layers(model):  # they drop the cache when gradients are on
+            return self.decline("gradient checkpointing: the policy's loss forward takes TRL's (the others share)")
+        if draws_dropout(model):  # the same expected gradient, but not TRL's noise
+            return self.decline("dropout (model.lora.lora_dropout, trainer.disable_dropout): TRL draws a mask per "
+                                "completion; forwards that draw masks take TRL's (the reference's shares)")  # fmt: skip
+        if compute_aux_loss or any(value is not None for value in multimodal.values()):
+            return self.decline("images or a MoE router loss in the forward: TRL's forward computes them")
+        prompt_length = input_ids.size(1) - logits_to_keep
+        if not shares_prompts(input_ids[:, :prompt_length], attention_mask[:, :prompt_length]):
+            return self.decline("a batch in which no prompt repeats (nothing to share) takes TRL's forward")
+        return True
+
+    def decline(self, reason: str) -> bool:
+        """False, after logging the reason the first time it comes up."""
+        if reason not in self.shared_prefix_declined:
+            self.shared_prefix_declined.add(reason)
+            applies("shared_prefix", reason)
+        return False
 
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(inputs)
@@ -141,6 +190,40 @@ def why_not_score_completions_only() -> str | None:
     if not callable(getattr(trl_utils, "_use_triton", None)):
         return f"trl {trl.__version__} has no trl.trainer.utils._use_triton"
     return None
+
+
+def why_not_shared_prefix(trainer: trl.GRPOTrainer) -> str | None:
+    """Why encoding each prompt once per group does not apply to this trainer (None: it does)."""
+    from accelerate.utils import DistributedType
+
+    if not hasattr(trl.GRPOTrainer, "_get_per_token_logps_and_entropies"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._get_per_token_logps_and_entropies"
+    if not callable(getattr(trl_utils, "add_fused_lm_head", None)):  # whose forward scores the completions
+        return f"trl {trl.__version__} has no trl.trainer.utils.add_fused_lm_head"
+    if trainer.num_generations < 2:
+        return f"trainer.num_generations={trainer.num_generations}: no prompt repeats"
+    if trainer.args.use_vllm:  # its generation caches shared prompts by itself; its training setups were not tested
+        return "trainer.use_vllm: not tested with vLLM"
+    if trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+        return "DeepSpeed/FSDP: not tested with a key/value cache that carries gradients"
+    return why_not_model(trainer.accelerator.unwrap_model(trainer.model))
+
+
+def why_not_shared_prefill(trainer: trl.GRPOTrainer) -> str | None:
+    """Why prefilling each distinct prompt once does not apply to this trainer's generation (None: it does)."""
+    from accelerate.utils import DistributedType
+
+    if not hasattr(trl.GRPOTrainer, "_generate_single_turn"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._generate_single_turn"
+    if trainer.num_generations < 2:
+        return f"trainer.num_generations={trainer.num_generations}: no prompt repeats"
+    if trainer.args.use_vllm or getattr(trainer, "use_transformers_continuous_batching", False):
+        return "generation by vLLM or continuous batching, which cache shared prompts by themselves"
+    if trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+        return "DeepSpeed/FSDP: not tested (they gather the weights for generation)"
+    if trainer.args.cache_implementation is not None:
+        return f"trainer.cache_implementation={trainer.args.cache_implementation}: generate builds that cache itself"
+    return why_not_model(trainer.accelerator.unwrap_model(trainer.model))
 
 
 def why_not_skip(trainer: trl.GRPOTrainer) -> str | None:
