@@ -12,8 +12,18 @@ import torch
 from conftest import DIGIT_REWARD, compose_config, digit_share_reward, tiny_overrides
 from datasets import Dataset
 from peft import LoraConfig, PrefixTuningConfig, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 from trl import GRPOConfig
 
 import grpo.models.prompt_cache

@@ -28,3 +28,9 @@ def score_completions(
 def weighted_total(rewards: dict[str, Reward], values: dict[str, float | None]) -> float:
     """TRL's total: the weighted sum, where a reward that returned None (not applicable) counts as nothing."""
     return sum(reward.weight * (values[name] or 0.0) for name, reward in rewards.items())
+
+
+def weighted_totals(rewards: dict[str, Reward], values: dict[str, list[float | None]]) -> list[float]:
+    """`weighted_total` of every completion, from `score_completions`' values."""
+    count = len(next(iter(values.values()), []))
+    return [weighted_total(rewards, {name: values[name][i] for name in rewards}) for i in range(count)]

@@ -10,19 +10,19 @@ answer the held-out prompts greedily, as the after-training comparison does, and
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from omegaconf import OmegaConf
 
 from grpo.evaluation.generate import build_generation_config, generate
+from grpo.evaluation.metrics import ACCURACY
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_merge_model
 from grpo.rewards.reward import Reward
-from grpo.rewards.scoring import score_completions, weighted_total
+from grpo.rewards.scoring import score_completions, weighted_totals
 
 log = logging.getLogger(__name__)
-
-ACCURACY = "accuracy"  # the reward whose mean is the task metric
 
 
 @dataclass
@@ -40,7 +40,7 @@ class GreedyHeldOut:
         completions = self._complete(model, tokenizer)
         texts, token_ids = [c.text for c in completions], [c.token_ids for c in completions]
         values = score_completions(self.rewards, self.dataset, texts, token_ids)
-        totals = [weighted_total(self.rewards, {name: values[name][i] for name in values}) for i in range(len(texts))]
+        totals = weighted_totals(self.rewards, values)
         metrics = {"eval_greedy/reward": sum(totals) / len(totals)}
         if ACCURACY in values:
             metrics["eval_greedy/accuracy"] = sum(value or 0.0 for value in values[ACCURACY]) / len(texts)
@@ -52,11 +52,9 @@ class GreedyHeldOut:
         settings = OmegaConf.create({"do_sample": False, "temperature": 1.0, "max_new_tokens": self.max_new_tokens})
         config = build_generation_config(settings, model, tokenizer)
         prompts = list(self.dataset["prompt"])
+        merged = merged_lora(model) if why_not_merge_model(model) is None else nullcontext()
         try:
-            with torch.no_grad(), contiguous_head_input(model):
-                if why_not_merge_model(model) is None:
-                    with merged_lora(model):
-                        return generate(model, tokenizer, prompts, config, self.batch_size, "held-out")
+            with torch.no_grad(), contiguous_head_input(model), merged:
                 return generate(model, tokenizer, prompts, config, self.batch_size, "held-out")
         finally:
             model.train(was_training)
@@ -74,9 +72,9 @@ class GreedyHeldOut:
         if now < before and None not in (reward_before, reward_now) and reward_now > reward_before:
             return (
                 f"step {step}: the training reward rose ({reward_before:.3f} -> {reward_now:.3f}) while held-out "
-                f"greedy accuracy fell ({before:.3f} -> {now:.3f}): the policy may be gaming its reward (reward hacking). "
-                "Compare train/reward with eval/greedy/accuracy in TensorBoard; keep an earlier checkpoint, or pay "
-                "less for what the reward can be fooled by."
+                f"greedy accuracy fell ({before:.3f} -> {now:.3f}): the policy may be gaming its reward (reward "
+                "hacking). Compare train/reward with eval/greedy/accuracy in TensorBoard; keep an earlier checkpoint, "
+                "or pay less for what the reward can be fooled by."
             )
         return None
 

@@ -30,7 +30,7 @@ from grpo.evaluation.generate import eos_token_ids, generate
 from grpo.models.generation import contiguous_head_input
 from grpo.rewards import extract_answer
 from grpo.rewards.reward import Reward
-from grpo.rewards.scoring import score_completions, weighted_total
+from grpo.rewards.scoring import score_completions, weighted_totals
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def measure(model, tokenizer, rows, rewards: dict[str, Reward], args) -> Preflig
     finally:
         model.train(was_training)
     values = score_completions(rewards, repeated, [c.text for c in completions], [c.token_ids for c in completions])
-    totals = [weighted_total(rewards, {name: values[name][i] for name in rewards}) for i in range(len(completions))]
+    totals = weighted_totals(rewards, values)
     eos = set(eos_token_ids(model, tokenizer))
     truncated = [len(c.token_ids) >= args.max_completion_length and c.token_ids[-1] not in eos for c in completions]
     groups = [totals[i : i + group] for i in range(0, len(totals), group)]
