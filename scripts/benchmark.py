@@ -233,7 +233,7 @@ def base_overrides(model: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def compose_preset(dataset: list[str]):
+def compose_preset(dataset: list[str] | tuple[str, ...] = ("dataset=arithmetic",)):
     """The config grpo.train composes for these runs: its dataset's rows go to the plain script as JSONL (chat
     prompt + answer), and its model dtype too."""
     from hydra import compose, initialize_config_dir
