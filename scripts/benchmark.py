@@ -98,8 +98,9 @@ def main() -> None:
     model = args.model or embedded_model()
     args.dataset_overrides = dataset_overrides(args, work)
     preset = compose_preset(args.dataset_overrides)
+    dataset = build_dataset(preset.dataset)
     rows = work / "rows.jsonl"
-    build_dataset(preset.dataset).to_json(rows, lines=True)
+    dataset.to_json(rows, lines=True)
     runs = {"grpo": grpo_command(model, args, [])}
     if not args.no_plain:
         runs["plain_trl"] = plain_command(model, rows, dtype_name(preset.model.dtype), args)
@@ -120,7 +121,7 @@ def main() -> None:
     for name, result in results.items():
         result["s_per_step"] = statistics.median(seconds[name])
         result["completion_tok_per_s"] = result.pop("completion_tokens_per_step") / result["s_per_step"]
-    print(json.dumps(summary(args, model, results, work, prompt_tokens(model, preset))))
+    print(json.dumps(summary(args, model, results, work, prompt_tokens(model, dataset))))
 
 
 def parse_args() -> argparse.Namespace:
@@ -204,15 +205,12 @@ def worked_examples(path: Path, count: int) -> list[dict[str, str]]:
     return examples
 
 
-def prompt_tokens(model: str, preset) -> float:
+def prompt_tokens(model: str, dataset) -> float:
     """Mean prompt length in tokens (chat template applied) over the first rows the runs train on."""
     from transformers import AutoTokenizer
 
-    from grpo.data import build_dataset
-
     tokenizer = AutoTokenizer.from_pretrained(model)
-    rows = build_dataset(preset.dataset)
-    prompts = rows.select(range(min(16, len(rows))))["prompt"]
+    prompts = dataset.select(range(min(16, len(dataset))))["prompt"]
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True) for p in prompts]
     return statistics.mean(len(encoding["input_ids"]) for encoding in encoded)
 
