@@ -346,3 +346,13 @@ def test_cli_error_is_one_line(tmp_path):
     )
     assert result.returncode != 0 and "eval.run: which trained model?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("examples, rows", [("3", 3), ("null", 8)])
+def test_after_training_evaluates_the_first_n_held_out_problems_or_all(examples, rows, tiny_checkpoint, tmp_path):
+    from grpo.config.validate import check_training_eval
+    from grpo.evaluation.after_training import build_held_out
+
+    cfg = compose_config(*tiny_overrides(tiny_checkpoint, tmp_path), f"eval.examples={examples}")
+    check_training_eval(cfg.eval)  # null (mode=quickstart's) is accepted: every held-out problem
+    assert len(build_held_out(cfg.dataset, cfg.eval)) == rows  # dataset.size=8 held-out problems in all

@@ -106,8 +106,10 @@ def check_training_eval(cfg: DictConfig) -> None:
     if not is_whole_number(cfg.every_n_steps, at_least=0):
         raise ConfigError(f"eval.every_n_steps={cfg.every_n_steps!r}: evaluate every N steps (a whole number); 0: off.")
     check_switch("eval.after_training", cfg.after_training, " (base vs trained on held-out problems at the end)")
-    if not is_whole_number(cfg.examples, at_least=1):
-        raise ConfigError(f"eval.examples={cfg.examples!r}: the number of held-out prompts to evaluate (1 or more).")
+    if cfg.examples is not None and not is_whole_number(cfg.examples, at_least=1):
+        raise ConfigError(
+            f"eval.examples={cfg.examples!r}: the number of held-out prompts to evaluate (1 or more), or null for all."
+        )
 
 
 def check_eval(cfg: DictConfig) -> None:
