@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DIGIT_REWARD, tiny_overrides
+from omegaconf import OmegaConf
 
 pytestmark = pytest.mark.slow  # every test here starts processes or trains
 
@@ -115,10 +116,15 @@ def test_benchmark_refuses_gsm8k_shots_without_a_file():
     assert done.returncode == 2 and "--shots 4: needs --gsm8k" in done.stderr
 
 
-def test_benchmark_refuses_to_switch_off_a_speedup_that_is_already_off(tmp_path):
-    # shared_prefill is off by default: `--without` would time two identical runs.
-    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--model", str(tmp_path / "unused"),
-               "--work-dir", str(tmp_path), "--without", "shared_prefill"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 1 and "--without shared_prefill: already off by default" in done.stderr
-    assert not list(tmp_path.glob("grpo-*"))  # no run started
+def test_benchmark_refuses_to_switch_off_a_speedup_that_is_already_off(monkeypatch):
+    # `--without` a speed-up the preset leaves off would time two identical runs; every one is on by default today,
+    # so the check is shown on a preset with one off.
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from benchmark import known_speedups
+
+    preset = OmegaConf.create({"speedups": {"shared_prefix": True, "shared_prefill": False}})
+    assert known_speedups(["shared_prefix"], preset) == ["shared_prefix"]
+    with pytest.raises(SystemExit, match="--without shared_prefill: already off by default"):
+        known_speedups(["shared_prefill"], preset)
+    with pytest.raises(SystemExit, match="--without prefill: not a speed-up"):
+        known_speedups(["prefill"], preset)
