@@ -13,8 +13,8 @@ the run has a `comparison.json`, the training wall time and steps per second.
 
 With a `seed` axis, a row per setting (the jobs that differ only in `seed`): how many seeds finished, the mean
 held-out accuracy and gain over base with their 95% Student t-intervals, fixed and broken problems summed, mean final
-reward and wall time; the seeds that failed are listed with their errors. `--baseline key=value ...` names one
-setting and compares every other with it seed by seed. `--rank` orders the rows.
+reward and wall time; the seeds that failed (with their errors) or never started are listed. `--baseline key=value
+...` names one setting and compares every other with it seed by seed. `--rank` orders the rows.
 Also works on a folder of single runs (`outputs/<date>`): the keys whose values differ become the columns.
 """
 

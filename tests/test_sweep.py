@@ -5,6 +5,7 @@ every job's generation batch."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -270,6 +271,19 @@ def test_a_seed_sweep_is_one_row_per_setting_with_intervals(tmp_path):
     assert "Student t-interval" in page
     assert "- reward=verifier, seed 4: failed: RuntimeError: out of memory" in page
     assert png.stat().st_size > 10_000
+
+
+def test_a_seed_sweep_cut_short_tells_unstarted_seeds_from_failed_ones(tmp_path):
+    # Seeds first, so every setting has the same seeds done when the sweep stops (here after four of eight jobs).
+    sweep_dir = seed_sweep(tmp_path / "sweep", ["seed=1,2,3,4", "reward=math,verifier"], ACCURACY)
+    for job in sorted(sweep_dir.glob("seed=3*")) + sorted(sweep_dir.glob("seed=4*")):
+        shutil.rmtree(job)
+    markdown, csv, _ = write_report(sweep_dir)
+    table = pd.read_csv(csv).set_index("reward")
+    assert (table.loc["math", "n"], table.loc["math", "failed"]) == (2, 0)  # seeds 3 and 4 did not run: no failure
+    page = markdown.read_text()
+    assert "8 jobs: 2 settings x 4 seeds (1, 2, 3, 4), 4 finished, 4 not started." in page
+    assert "- reward=math, seed 3: not started:" in page
 
 
 def test_settings_compared_with_a_baseline_seed_by_seed(tmp_path):

@@ -8,7 +8,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from grpo.sweeps.baseline import DIFFERENCE, PAIRED_COLUMNS
-from grpo.sweeps.collect import FINISHED, Sweep
+from grpo.sweeps.collect import FAILED, FINISHED, NOT_STARTED, Sweep
 from grpo.sweeps.settings import LEVEL, SEED_KEY, Setting, setting_keys
 from grpo.sweeps.table import ACCURACY, GAIN, NOTES
 
@@ -50,12 +50,16 @@ def _jobs_section(table: pd.DataFrame) -> list[str]:
 
 def _settings_section(sweep: Sweep, table: pd.DataFrame, settings: list[Setting]) -> list[str]:
     seeds = list(dict.fromkeys(run.value(SEED_KEY) for run in sweep.runs))
-    finished = sum(len(setting.finished) for setting in settings)
+    statuses = [run.status for setting in settings for run in setting.runs]
+    counts = ", ".join(
+        f"{statuses.count(status)} {status}" for status in (FINISHED, FAILED, NOT_STARTED) if status in statuses
+    )
     evaluated = EVAL_COLUMNS + " `fixed` and `broken` are summed over seeds. " if ACCURACY in table.columns else ""
     intro = (
         f"{_count(len(sweep.runs), 'job')}: {_count(len(settings), 'setting')} x {_count(len(seeds), 'seed')} "
         f"({', '.join(map(str, seeds))}), "
-        f"{finished} finished. One row per setting: `n` seeds finished, `failed` did not (listed below the table). "
+        f"{counts}. One row per setting: `n` seeds finished, `failed` started but did not finish (those and any not "
+        "started are listed below the table). "
         f"Each number is the mean over the finished seeds; `[low, high]` is its {CI}, a Student t-interval "
         f"(mean +- t(n-1) x standard deviation / sqrt(n); none for n = 1). {evaluated}`reward (final)`: the last "
         "step's mean reward; `wall time (s)`: training time per seed."

@@ -86,7 +86,8 @@ def _row(run: Run, sweep: Sweep, reward_means: list[str], evaluated: bool) -> di
 
 def _setting_row(setting: Setting, evaluated: bool) -> dict:
     finished = setting.finished
-    row = {**setting.values, "n": len(finished), "failed": len(setting.unfinished)}
+    # A job that never started (a sweep cut short) is not a failure: the text under the table lists it as such.
+    row = {**setting.values, "n": len(finished), "failed": sum(run.status == FAILED for run in setting.runs)}
     if evaluated:
         evaluations = [run.evaluation for run in finished if run.evaluation is not None]
         for column, values in ((ACCURACY, [e.trained for e in evaluations]), (GAIN, [e.gain for e in evaluations])):
