@@ -136,6 +136,7 @@ def train(cfg: DictConfig):
     finally:
         finish_wandb(cfg.logger)
     save(trainer, run_dir, merged=cfg.save_merged_model)
+    trainer.stopped_by = stopper.received
     if stopper.received:
         step = trainer.state.global_step
         log.warning("stopped by %s at step %d; continue with resume=%s", stopper.received, step, run_dir)
@@ -173,6 +174,10 @@ def _hydra_main(cfg: DictConfig) -> float:
         raise
     if trainer is None:  # preflight=only
         return float("nan")
+    if sweep_job and trainer.stopped_by:  # Ctrl-C or a scheduler's SIGTERM means the sweep, not only this job
+        sys.exit(
+            f"{trainer.stopped_by} received: the sweep stops here; this job saved a checkpoint, later jobs did not start"
+        )
     return final_metric(trainer.state.log_history, cfg.objective)  # what a sweeper (Optuna) optimises
 
 

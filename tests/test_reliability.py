@@ -25,14 +25,23 @@ def start_cli(overrides: list[str]) -> subprocess.Popen:
     """`python -m grpo.train` as a user runs it; the tests folder is importable for the test-only reward."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "grpo.train", *overrides], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "grpo.train", *overrides],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
 def cli_overrides(checkpoint: Path, run_dir: Path, steps: int) -> list[str]:
-    return [*tiny_overrides(checkpoint, run_dir, steps=steps), DIGIT_REWARD, f"hydra.run.dir={run_dir}",
-            "trainer.save_steps=2", "logger.completions_every_n_steps=0"]
+    return [
+        *tiny_overrides(checkpoint, run_dir, steps=steps),
+        DIGIT_REWARD,
+        f"hydra.run.dir={run_dir}",
+        "trainer.save_steps=2",
+        "logger.completions_every_n_steps=0",
+    ]
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -83,6 +92,25 @@ def test_sigterm_saves_a_checkpoint_and_the_adapter(tiny_checkpoint, tmp_path):
     last = Path(latest_checkpoint(tmp_path))
     assert int(last.name.split("-")[1]) < 2000  # stopped early, at a saved step
     assert (tmp_path / "final" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_signal_stops_the_whole_sweep_after_saving_the_job_it_hit(tiny_checkpoint, tmp_path):
+    job_settings = [
+        o
+        for o in cli_overrides(tiny_checkpoint, tmp_path, steps=2000)
+        if not o.startswith(("trainer.output_dir", "hydra.run"))
+    ]
+    sweep = tmp_path / "sweep"
+    process = start_cli(
+        ["-m", *job_settings, "seed=1,2", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${hydra.job.num}"]
+    )
+    wait_for(sweep / "0" / "checkpoint-2" / "trainer_state.json", process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0 and "SIGTERM received: the sweep stops here" in output, output
+    assert (sweep / "0" / "final" / "adapter_model.safetensors").is_file()  # the job it hit saved its work
+    assert not (sweep / "1").exists()  # and the next one never started
 
 
 @pytest.mark.slow
