@@ -303,6 +303,21 @@ def test_settings_compared_with_a_baseline_seed_by_seed(tmp_path):
     assert "| verifier | 3 | +0.043 [-0.051, +0.137] | 2 | 1 | 0 |" in page
 
 
+def test_seeds_added_by_a_later_sweep_into_the_same_dir_join_their_settings(tmp_path):
+    # `seed=1,2` first, then `seed=3` into the same dir: multirun.yaml now names one seed, the dir holds three.
+    sweep_dir = seed_sweep(tmp_path / "sweep", ["seed=1,2", "reward=math,verifier"], ACCURACY)
+    later = ["seed=3", "reward=math,verifier"]
+    multirun = {"hydra": {"sweeper": {"_target_": BASIC_SWEEPER, "params": None}, "overrides": {"task": later}}}
+    OmegaConf.save(OmegaConf.create(multirun), sweep_dir / "multirun.yaml")
+    for num, job in enumerate(grid_jobs(None, later)):
+        seed_job(sweep_dir, num, job, ACCURACY[job[1].split("=")[1]][2])
+    markdown, csv, _ = write_report(sweep_dir, baseline="reward=math", rank="job")
+    table = pd.read_csv(csv)
+    assert list(table.reward) == ["math", "verifier"] and list(table.n) == [3, 3]
+    assert table.pairs.iloc[1] == 3 and (table.wins.iloc[1], table.ties.iloc[1]) == (2, 1)
+    assert markdown.read_text().count("| verifier | 3 |") == 2  # one row per setting, in each table
+
+
 def test_without_a_seed_axis_the_baseline_comparison_is_one_seed_per_job(tmp_path):
     sweep_dir = seed_sweep(tmp_path / "sweep", ["reward=math,verifier", "seed=2"], ACCURACY)
     table = pd.read_csv(write_report(sweep_dir, baseline="reward=verifier")[1])

@@ -99,14 +99,19 @@ def load_jobs(sweep_dir: str | Path) -> Sweep:
         # The search space set in config (Basic and Optuna sweepers; null when all sweeps are on the command line).
         params = OmegaConf.to_container(hydra.sweeper).get("params")
         task = list(hydra.overrides.task)
-        keys = swept_keys(params, task)
         command = "python -m grpo.train -m " + " ".join(shlex.quote(line) for line in task)
         if hydra.sweeper._target_ == BASIC_SWEEPER:
-            started = _with_unstarted_jobs(started, grid_jobs(params, task))
+            runs = _with_unstarted_jobs(started, grid_jobs(params, task))
+        else:
+            runs = sorted(started, key=lambda run: (run.num is None, run.num if run.num is not None else 0))
+        # multirun.yaml holds the last sweep launched into this dir; jobs of earlier ones (`seed=4,5` added to a
+        # `seed=1,2,3` sweep) make what differs between them a swept key too.
+        keys = swept_keys(params, task)
+        keys += [key for key in _differing_keys(runs) if key not in keys]
     else:  # not a multirun (e.g. a dir of single runs): the keys whose values differ between runs
         keys = _differing_keys(started)
         command = None
-    runs = sorted(started, key=lambda run: (run.num is None, run.num if run.num is not None else 0))
+        runs = sorted(started, key=lambda run: (run.num is None, run.num if run.num is not None else 0))
     return Sweep(dir=sweep_dir, keys=keys, command=command, runs=runs)
 
 
@@ -171,13 +176,16 @@ def read_evaluation(run_dir: Path) -> Evaluation | None:
 
 
 def _with_unstarted_jobs(started: list[Run], expected: list[list[str]]) -> list[Run]:
+    """The jobs of earlier sweeps into this dir (in the order they started), then the last sweep's grid in launch
+    order, with a row for each job of it that never started."""
     # Match by override set: a job dir's overrides.yaml holds exactly the strings its sweeper launched it with.
     by_overrides = {frozenset(run.overrides): run for run in started}
     runs = []
     for num, overrides in enumerate(expected):
         run = by_overrides.pop(frozenset(overrides), None) or Run(num=num, overrides=overrides)
         runs.append(run)
-    return runs + list(by_overrides.values())  # dirs the grid does not explain (an earlier sweep into this dir)
+    earlier = sorted(by_overrides.values(), key=lambda run: (run.dir / ".hydra" / "overrides.yaml").stat().st_mtime)
+    return earlier + runs
 
 
 def _differing_keys(runs: list[Run]) -> list[str]:
