@@ -60,6 +60,8 @@ AS_PLAIN_TRL = [
     "speedups.score_completions_only=false",
     "speedups.skip_zero_advantage=false",
     "speedups.contiguous_head_input=false",
+    "speedups.pack_weights_for_generation=false",
+    "speedups.decode_attention=false",
     "speedups.shared_prefix=false",
     "speedups.shared_prefill=false",
 ]

@@ -3,8 +3,10 @@
 Loads the embedded SmolLM2-135M-Instruct as the quickstart does (its dtype, the preset's LoRA adapter with non-zero B,
 as after training; base = adapter off, trained = adapter merged) and times `grpo.evaluation.compare.complete_both` on the
 first `--problems` held-out arithmetic problems, greedy, `--max-new-tokens` tokens, for each `--batch-sizes`, with
-the LM head's input made contiguous (grpo's default) and without it (`strided_head`: torch copies the frozen head
-weight once per prompt at the first decoding step). Prints one JSON line: seconds per variant and their ratios.
+grpo's exact decoding speed-ups (the default) and without each: `strided_head` (torch copies the frozen head weight
+once per prompt at the first decoding step) and `unpacked` (oneDNN copies every bf16 weight into its layout at every
+call; on a CPU without bf16 the two are the same run). Prints one JSON line: seconds per variant and their ratios to
+the default.
 
     python scripts/benchmark_eval.py                          # ~3 min on 2 CPU cores
     python scripts/benchmark_eval.py --batch-sizes 100 --problems 100
@@ -19,6 +21,9 @@ from contextlib import contextmanager
 from unittest import mock
 
 import torch
+
+from grpo.models.generation import contiguous_head_input
+from grpo.models.packed_weights import packed_linear_weights, why_not_pack
 
 
 def main() -> None:
@@ -50,19 +55,26 @@ def main() -> None:
         return round(time.perf_counter() - start, 2)
 
     both(8)  # warm-up: first calls allocate and pick kernels
+    without = {"strided_head": _packed_only, "unpacked": contiguous_head_input}
     for batch_size in args.batch_sizes:
         line[f"batch_{batch_size}_s"] = both(batch_size)
-        with mock.patch.object(compare, "contiguous_head_input", _unchanged):
-            line[f"batch_{batch_size}_strided_head_s"] = both(batch_size)
-        line[f"batch_{batch_size}_strided_head_over_default"] = round(
-            line[f"batch_{batch_size}_strided_head_s"] / line[f"batch_{batch_size}_s"], 3
-        )
+        for name, decoding in without.items():
+            with mock.patch.object(compare, "exact_decoding", decoding):
+                line[f"batch_{batch_size}_{name}_s"] = both(batch_size)
+            line[f"batch_{batch_size}_{name}_over_default"] = round(
+                line[f"batch_{batch_size}_{name}_s"] / line[f"batch_{batch_size}_s"], 3
+            )
     print(json.dumps(line))
 
 
 @contextmanager
-def _unchanged(model):
-    yield model
+def _packed_only(model):
+    """exact_decoding without the contiguous head input."""
+    if why_not_pack(model) is not None:
+        yield model
+        return
+    with packed_linear_weights(model):
+        yield model
 
 
 if __name__ == "__main__":

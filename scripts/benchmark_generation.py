@@ -5,8 +5,9 @@ embedded SmolLM2-135M-Instruct (in the dtype `model=smollm2-135m` loads it in he
 (its B matrices made non-zero, as after training):
 - `unmerged`: PEFT's LoRA layers as they are (what TRL does);
 - `merged`: the adapter merged into the base weights for the call (grpo's `speedups.merge_lora_for_generation`);
-- `merged_contiguous_head`: merged, and the LM head given a contiguous input (`speedups.contiguous_head_input`):
-  grpo's default;
+- `merged_contiguous_head`: merged, and the LM head given a contiguous input (`speedups.contiguous_head_input`);
+- `merged_contiguous_head_packed`: and, on a CPU with bf16, the weights packed for oneDNN once per call
+  (`speedups.pack_weights_for_generation`): grpo's default (absent where packing does not apply);
 - `merged_compiled` (`--compile`): merged, with a static KV cache and torch.compile (transformers' auto-compile of
   the decoding step); its first calls compile, reported apart as `compile_s`.
 Prints one JSON line: the median seconds per call of each (after one warm-up call) and their ratios to `unmerged`.
@@ -40,12 +41,19 @@ def main() -> None:
             "completions": args.completions, "completion_tokens": args.length}  # fmt: skip
 
     from grpo.models.generation import contiguous_head_input, merged_lora
+    from grpo.models.packed_weights import packed_linear_weights, why_not_pack
+
+    def packed_generate():  # packed at every call, as training does: the packing is timed too
+        with packed_linear_weights(model):
+            return model.generate(**inputs, **settings)
 
     _, line["unmerged_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
     with merged_lora(model):
         _, line["merged_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
         with contiguous_head_input(model):
             _, line["merged_contiguous_head_s"] = timed(lambda: model.generate(**inputs, **settings), args.calls)
+            if why_not_pack(model) is None:
+                _, line["merged_contiguous_head_packed_s"] = timed(packed_generate, args.calls)
         if args.compile:
             from transformers.generation import CompileConfig
 
@@ -56,7 +64,7 @@ def main() -> None:
             line["compile_s"], line["merged_compiled_s"] = timed(
                 lambda: model.generate(**inputs, **compiled), args.calls, warm_up=2
             )
-    for name in ("merged", "merged_contiguous_head", "merged_compiled"):
+    for name in ("merged", "merged_contiguous_head", "merged_contiguous_head_packed", "merged_compiled"):
         if f"{name}_s" in line:
             line[f"unmerged_over_{name}"] = round(line["unmerged_s"] / line[f"{name}_s"], 3)
     print(json.dumps(line))

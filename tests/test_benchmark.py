@@ -71,7 +71,7 @@ def test_generation_benchmark_times_merged_and_unmerged_sampling(tmp_path):
     assert line["merged_contiguous_head_s"] > 0 and line["unmerged_over_merged_contiguous_head"] > 0
 
 
-def test_evaluation_benchmark_times_both_models_with_and_without_the_contiguous_head_input():
+def test_evaluation_benchmark_times_both_models_with_and_without_each_decoding_speedup():
     command = [sys.executable, str(ROOT / "scripts" / "benchmark_eval.py"), "--problems", "3", "--batch-sizes", "2",
                "--max-new-tokens", "4"]  # fmt: skip
     offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -80,6 +80,7 @@ def test_evaluation_benchmark_times_both_models_with_and_without_the_contiguous_
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert line["problems"] == 3 and line["batch_2_s"] > 0 and line["batch_2_strided_head_s"] > 0
     assert line["batch_2_strided_head_over_default"] > 0
+    assert line["batch_2_unpacked_s"] > 0 and line["batch_2_unpacked_over_default"] > 0
 
 
 def test_dtype_benchmark_times_sampling_and_the_backward_pass():

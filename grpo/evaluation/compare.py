@@ -4,8 +4,8 @@ eval.after_training=true` take once they hold a model.
 With a LoRA adapter, the base completions come from the same weights with the adapter switched off, and the trained
 completions from the adapter merged into the base weights (restored bit for bit afterwards), which samples like
 training does and is faster than running the unmerged adapter layers at every token (docs/performance.md). Both
-models generate with a contiguous input for the LM head (grpo.models.generation.contiguous_head_input), as training
-samples by default: with frozen weights torch otherwise copies the whole head weight for each prompt of a batch.
+models generate with the exact decoding speed-ups training uses by default (grpo.models.generation.exact_decoding): a
+contiguous input for the LM head and, on CPUs with bf16, weights packed once per call.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from peft import PeftModel
 from grpo.evaluation.generate import build_generation_config, generate
 from grpo.evaluation.metrics import Rewards, compare, problem_records, score
 from grpo.evaluation.report import CONSOLE_CATEGORIES, summary_markdown, write_report
-from grpo.models.generation import contiguous_head_input, merged_lora, why_not_merge_model
+from grpo.models.generation import exact_decoding, merged_lora, why_not_merge_model
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def complete_both(cfg: DictConfig, model, tokenizer, prompts: list, trained_mode
     generation = build_generation_config(cfg, model, tokenizer)
 
     def complete(policy, desc: str) -> list:
-        with contiguous_head_input(policy):
+        with exact_decoding(policy):
             return generate(policy, tokenizer, prompts, generation, cfg.batch_size, desc)
 
     try:

@@ -15,6 +15,13 @@ one matrix product only when that view is contiguous or the weight requires a gr
 evaluation) gets neither, and matmul instead copies the whole (vocabulary x hidden) weight once per sequence for a
 batched product: 57 MB per completion for SmolLM2-135M, at every `generate` call. Copying the input (batch x hidden
 numbers) avoids it; the logits are the same.
+
+Weights packed once per call (grpo/models/packed_weights.py): on a CPU, oneDNN copies every bf16 weight into its own
+layout at each call of a linear layer, which costs more than the product when decoding; packing them once when
+`generate` starts gives the same outputs, bit for bit.
+
+`exact_decoding` applies the last two wherever they apply: the evaluation, the pre-flight check and the verifier's
+sampling use it; training switches each on its own (`speedups.*`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from contextlib import contextmanager
 import torch
 from peft import PeftModel
 from peft.tuners.tuners_utils import BaseTunerLayer
+
+from grpo.models.packed_weights import packed_linear_weights, why_not_pack
 
 
 def why_not_merge_model(model: torch.nn.Module) -> str | None:
@@ -85,3 +94,15 @@ def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple | None:
         return (args[0].contiguous(), *args[1:])
     return None
 
+
+
+@contextmanager
+def exact_decoding(model: torch.nn.Module):
+    """Inside: `model.generate` runs with a contiguous LM-head input and, where they apply, weights packed for
+    oneDNN: the same outputs, faster. Enter it after merging an adapter (packing copies the weights as they are)."""
+    with contiguous_head_input(model):
+        if why_not_pack(model) is not None:
+            yield model
+            return
+        with packed_linear_weights(model):
+            yield model

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from grpo.evaluation.generate import build_generation_config, generate
 from grpo.evaluation.metrics import ACCURACY
-from grpo.models.generation import contiguous_head_input, merged_lora, why_not_merge_model
+from grpo.models.generation import exact_decoding, merged_lora, why_not_merge_model
 from grpo.rewards.reward import Reward
 from grpo.rewards.scoring import score_completions, weighted_totals
 
@@ -54,7 +54,7 @@ class GreedyHeldOut:
         prompts = list(self.dataset["prompt"])
         merged = merged_lora(model) if why_not_merge_model(model) is None else nullcontext()
         try:
-            with torch.no_grad(), contiguous_head_input(model), merged:
+            with torch.no_grad(), merged, exact_decoding(model):  # packs the merged weights
                 return generate(model, tokenizer, prompts, config, self.batch_size, "held-out")
         finally:
             model.train(was_training)

@@ -27,7 +27,7 @@ from transformers import GenerationConfig
 
 from grpo.errors import ConfigError
 from grpo.evaluation.generate import eos_token_ids, generate
-from grpo.models.generation import contiguous_head_input
+from grpo.models.generation import exact_decoding
 from grpo.rewards import extract_answer
 from grpo.rewards.reward import Reward
 from grpo.rewards.scoring import score_completions, weighted_totals
@@ -107,7 +107,7 @@ def measure(model, tokenizer, rows, rewards: dict[str, Reward], args) -> Preflig
     model.eval()
     try:
         autocast = torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bool(args.bf16))
-        with autocast, contiguous_head_input(model):
+        with autocast, exact_decoding(model):
             completions = generate(
                 model, tokenizer, list(repeated["prompt"]), sampling_config(args, model, tokenizer),
                 len(repeated), "pre-flight",

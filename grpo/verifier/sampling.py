@@ -21,7 +21,7 @@ def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> tuple[list[
     from grpo.data import build_dataset
     from grpo.evaluation.generate import build_generation_config, generate
     from grpo.evaluation.metrics import score
-    from grpo.models.generation import contiguous_head_input
+    from grpo.models.generation import exact_decoding
     from grpo.models.load import load_model
     from grpo.rewards.build import check_reward_columns
 
@@ -32,7 +32,7 @@ def sample_pairs(cfg: DictConfig, checkpoint: str, rewards: dict) -> tuple[list[
     sampling = OmegaConf.create(
         {"do_sample": True, "temperature": cfg.rm.temperature, "max_new_tokens": cfg.rm.max_new_tokens}
     )
-    with contiguous_head_input(policy.eval()):
+    with exact_decoding(policy.eval()):
         completions = generate(
             policy, tokenizer, list(repeated["prompt"]), build_generation_config(sampling, policy, tokenizer),
             cfg.rm.batch_size, "sampling",
