@@ -123,7 +123,6 @@ def train(cfg: DictConfig):
             skip_zero_advantage=cfg.speedups.skip_zero_advantage,
             contiguous_head_input=cfg.speedups.contiguous_head_input,
             pack_weights_for_generation=cfg.speedups.pack_weights_for_generation,
-            decode_attention=cfg.speedups.decode_attention,
             shared_prefix=cfg.speedups.shared_prefix,
             shared_prefill=cfg.speedups.shared_prefill,
             filter_groups=cfg.filter_groups,

@@ -61,7 +61,6 @@ AS_PLAIN_TRL = [
     "speedups.skip_zero_advantage=false",
     "speedups.contiguous_head_input=false",
     "speedups.pack_weights_for_generation=false",
-    "speedups.decode_attention=false",
     "speedups.shared_prefix=false",
     "speedups.shared_prefill=false",
 ]

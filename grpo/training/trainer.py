@@ -1,9 +1,8 @@
-"""TRL's GRPOTrainer with eight speed-ups that leave the training unchanged (the `speedups` config section).
+"""TRL's GRPOTrainer with seven speed-ups that leave the training unchanged (the `speedups` config section).
 
-Five act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
-output layer; grpo/models/packed_weights.py: weights packed once per call for oneDNN; grpo/models/decode_attention.py:
-one-token attention in float32 products on CPU; grpo/models/prompt_cache.py: one prefill per distinct prompt), three
-on the loss
+Four act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
+output layer; grpo/models/packed_weights.py: weights packed once per call for oneDNN; grpo/models/prompt_cache.py:
+one prefill per distinct prompt), three on the loss
 (grpo/training/speedups.py: scoring completion positions only, skipping completions without advantage;
 grpo/training/shared_prefix.py: encoding each distinct prompt once, not once per completion); each module says why it
 is exact. Each switches itself off, with the reason logged once, where it does not apply. scripts/benchmark.py measures
@@ -28,7 +27,6 @@ import trl
 import trl.trainer.utils as trl_utils
 from trl.extras.profiling import profiling_context
 
-from grpo.models.decode_attention import decode_attention, why_not_decode_attention
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_contiguous_head, why_not_merge_model
 from grpo.models.packed_weights import packed_linear_weights, why_not_pack
 from grpo.models.prompt_cache import draws_dropout, shared_prefill, shares_prompts, why_not_model
@@ -58,7 +56,6 @@ class GRPOTrainer(trl.GRPOTrainer):
         skip_zero_advantage: bool = True,
         contiguous_head_input: bool = True,
         pack_weights_for_generation: bool = True,
-        decode_attention: bool = True,
         shared_prefix: bool = True,
         shared_prefill: bool = True,
         filter_groups: bool = False,
@@ -81,7 +78,6 @@ class GRPOTrainer(trl.GRPOTrainer):
         self.pack_weights_for_generation = pack_weights_for_generation and applies(
             "pack_weights_for_generation", why_not_pack_for_generation(self)
         )
-        self.decode_attention = decode_attention and applies("decode_attention", why_not_decode_attention_here(self))
         self.shared_prefix = shared_prefix and applies("shared_prefix", why_not_shared_prefix(self))
         self.shared_prefix_declined: set[str] = set()  # per-batch reasons, logged once
         self.shared_prefill = shared_prefill and applies("shared_prefill", why_not_shared_prefill(self))
@@ -110,8 +106,6 @@ class GRPOTrainer(trl.GRPOTrainer):
                 speedups.enter_context(contiguous_head_input(model))
             if self.pack_weights_for_generation:  # after merging: it packs the weights as they are
                 speedups.enter_context(packed_linear_weights(model))
-            if self.decode_attention:
-                speedups.enter_context(decode_attention(model))
             if self.shared_prefill:
                 speedups.enter_context(shared_prefill(model))
             return super()._generate_single_turn(*args, **kwargs)
@@ -217,15 +211,6 @@ def why_not_pack_for_generation(trainer: trl.GRPOTrainer) -> str | None:
     if trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
         return "DeepSpeed/FSDP shard the weights, they are gathered only inside TRL's generation context"
     return why_not_pack(trainer.accelerator.unwrap_model(trainer.model))
-
-
-def why_not_decode_attention_here(trainer: trl.GRPOTrainer) -> str | None:
-    """Why one-token attention in float32 products does not apply to this trainer's generation (None: it does)."""
-    if not hasattr(trl.GRPOTrainer, "_generate_single_turn"):  # the method we wrap
-        return f"trl {trl.__version__} has no GRPOTrainer._generate_single_turn"
-    if trainer.args.use_vllm or getattr(trainer, "use_transformers_continuous_batching", False):
-        return "generation by vLLM or continuous batching, with attention of their own"
-    return why_not_decode_attention(trainer.accelerator.unwrap_model(trainer.model))
 
 
 def why_not_shared_prefix(trainer: trl.GRPOTrainer) -> str | None:
