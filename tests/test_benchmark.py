@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import DIGIT_REWARD, tiny_overrides
 from omegaconf import OmegaConf
 
@@ -81,6 +82,16 @@ def test_evaluation_benchmark_times_both_models_with_and_without_each_decoding_s
     assert line["problems"] == 3 and line["batch_2_s"] > 0 and line["batch_2_strided_head_s"] > 0
     assert line["batch_2_strided_head_over_default"] > 0
     assert line["batch_2_unpacked_s"] > 0 and line["batch_2_unpacked_over_default"] > 0
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="packing applies to bf16 CPUs only")
+def test_linear_benchmark_times_each_layer_packed_and_not_and_finds_them_equal():
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_linear.py"), "--rows", "2", "--calls", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-5000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["rows"] == 2 and set(line) >= {"q_proj", "gate_proj", "down_proj", "lm_head"}
+    assert all(line[name]["bit_exact"] and line[name]["packed_us"] > 0 for name in ("q_proj", "lm_head"))
 
 
 def test_dtype_benchmark_times_sampling_and_the_backward_pass():
