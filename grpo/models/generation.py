@@ -95,7 +95,6 @@ def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple | None:
     return None
 
 
-
 @contextmanager
 def exact_decoding(model: torch.nn.Module):
     """Inside: `model.generate` runs with a contiguous LM-head input and, where they apply, weights packed for

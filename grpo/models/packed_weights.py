@@ -3,14 +3,14 @@
 torch computes a bf16 linear layer on a CPU with oneDNN, whose kernels read the weight in a blocked layout (pairs of
 bf16 along the input dimension for AVX512-BF16 and AMX): at every call the whole weight is first copied into that
 layout. A training forward spreads the copy over hundreds of rows; decoding runs every layer once per token on one row
-per completion, and there the copy costs more than the product: a decoding step's call of SmolLM2-135M's layers is
-1.3-2.1x faster with the weight packed beforehand (docs/experiments/2026-12-07-packed-weights.md). Inside `packed_linear_weights`
-each bf16 linear layer is packed once and calls oneDNN's linear with its packed weight.
+per completion, and there the copy weighs: a decoding step's call of SmolLM2-135M's layers is 1.3-2.1x faster with
+the weight packed beforehand (docs/experiments/2026-12-07-packed-weights.md). Inside `packed_linear_weights` each
+bf16 linear layer is packed once and calls oneDNN's linear with its packed weight.
 
-The outputs are bit for bit those of `torch.nn.functional.linear`: the same products, accumulated in the same order.
-That is checked on this CPU before packing (oneDNN chooses its kernels by CPU), once per weight shape, and
-the speed-up steps aside where it does not hold. The weights must not change inside the context (merge an adapter
-before entering it); a layer asked for a gradient runs as before (the packed op has no backward).
+The outputs are bit for bit those of `torch.nn.functional.linear` (oneDNN's products either way). That is checked on
+this CPU before packing (oneDNN chooses its kernels by CPU), once per weight shape, and the speed-up steps aside where
+it does not hold. The weights must not change inside the context (merge an adapter before entering it); a layer asked
+for a gradient runs as before (the packed op has no backward).
 """
 
 from __future__ import annotations
