@@ -73,10 +73,13 @@ def train(cfg: DictConfig):
         tensorboard_dir,
         write_tensorboard_layout,
     )
+    from grpo.training.memory import keep_freed_memory
     from grpo.training.preflight import run_preflight
     from grpo.training.save import save
-    from grpo.training.trainer import GRPOTrainer
+    from grpo.training.trainer import GRPOTrainer, applies
 
+    if cfg.speedups.keep_freed_memory:  # before the model loads: it changes how later allocations are served
+        applies("keep_freed_memory", keep_freed_memory())
     set_seed(cfg.seed)
     args = build_grpo_config(
         cfg.trainer, reward_weights=[reward.weight for reward in rewards.values()], eval_every=cfg.eval.every_n_steps
@@ -123,6 +126,7 @@ def train(cfg: DictConfig):
             skip_zero_advantage=cfg.speedups.skip_zero_advantage,
             contiguous_head_input=cfg.speedups.contiguous_head_input,
             pack_weights_for_generation=cfg.speedups.pack_weights_for_generation,
+            vectorised_sampling=cfg.speedups.vectorised_sampling,
             shared_prefix=cfg.speedups.shared_prefix,
             shared_prefill=cfg.speedups.shared_prefill,
             filter_groups=cfg.filter_groups,

@@ -61,8 +61,10 @@ AS_PLAIN_TRL = [
     "speedups.skip_zero_advantage=false",
     "speedups.contiguous_head_input=false",
     "speedups.pack_weights_for_generation=false",
+    "speedups.vectorised_sampling=false",
     "speedups.shared_prefix=false",
     "speedups.shared_prefill=false",
+    "speedups.keep_freed_memory=false",
 ]
 # The reference script's setup, as grpo.train overrides (the default's speed goal is measured against it).
 REFERENCE = ["model.dtype=float32", "trainer.bf16=false", "model.gradient_checkpointing=true", *AS_PLAIN_TRL]

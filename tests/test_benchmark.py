@@ -140,3 +140,27 @@ def test_benchmark_refuses_to_switch_off_a_speedup_that_is_already_off(monkeypat
         known_speedups(["shared_prefill"], preset)
     with pytest.raises(SystemExit, match="--without prefill: not a speed-up"):
         known_speedups(["prefill"], preset)
+
+
+def test_the_plain_trl_settings_switch_off_every_speedup():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from benchmark import AS_PLAIN_TRL, compose_preset
+
+    speedups = compose_preset().speedups
+    assert sorted(AS_PLAIN_TRL) == sorted(f"speedups.{name}=false" for name in speedups)
+
+
+def test_memory_benchmark_times_trls_log_probabilities_in_both_settings():
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_memory.py"), "--tokens", "8", "--calls", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-5000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["default"]["s_per_call"] > 0 and line["keep"]["s_per_call"] > 0 and line["default_over_keep"] > 0
+
+
+def test_sampling_benchmark_draws_the_same_tokens_both_ways():
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark_sampling.py"), "--vocab", "500", "--calls", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-5000:]
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["same_draws"] and line["multinomial_ms"] > 0 and line["vectorised_ms"] > 0

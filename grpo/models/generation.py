@@ -20,19 +20,23 @@ Weights packed once per call (grpo/models/packed_weights.py): on a CPU, oneDNN c
 layout at each call of a linear layer, which costs more than the product when decoding; packing them once when
 `generate` starts gives the same outputs, bit for bit.
 
-`exact_decoding` applies the last two wherever they apply: the evaluation, the pre-flight check and the verifier's
+Tokens sampled from variates computed at once (grpo/models/sampling.py): the same tokens as torch.multinomial from the
+same random numbers, without its one-at-a-time logarithms on a CPU.
+
+`exact_decoding` applies the last three wherever they apply: the evaluation, the pre-flight check and the verifier's
 sampling use it; training switches each on its own (`speedups.*`).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 from peft import PeftModel
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from grpo.models.packed_weights import packed_linear_weights, why_not_pack
+from grpo.models.sampling import vectorised_sampling, why_not_vectorise
 
 
 def why_not_merge_model(model: torch.nn.Module) -> str | None:
@@ -98,10 +102,12 @@ def _make_contiguous(module: torch.nn.Module, args: tuple) -> tuple | None:
 @contextmanager
 def exact_decoding(model: torch.nn.Module):
     """Inside: `model.generate` runs with a contiguous LM-head input and, where they apply, weights packed for
-    oneDNN: the same outputs, faster. Enter it after merging an adapter (packing copies the weights as they are)."""
-    with contiguous_head_input(model):
-        if why_not_pack(model) is not None:
-            yield model
-            return
-        with packed_linear_weights(model):
-            yield model
+    oneDNN and tokens sampled from variates computed at once: the same outputs, faster. Enter it after merging an
+    adapter (packing copies the weights as they are)."""
+    with ExitStack() as speedups:
+        speedups.enter_context(contiguous_head_input(model))
+        if why_not_pack(model) is None:
+            speedups.enter_context(packed_linear_weights(model))
+        if why_not_vectorise() is None:
+            speedups.enter_context(vectorised_sampling())
+        yield model

@@ -1,8 +1,10 @@
-"""TRL's GRPOTrainer with seven speed-ups that leave the training unchanged (the `speedups` config section).
+"""TRL's GRPOTrainer with eight speed-ups that leave the training unchanged (the `speedups` config section; a ninth,
+keeping freed memory, acts on the whole process: grpo/training/memory.py).
 
-Four act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
-output layer; grpo/models/packed_weights.py: weights packed once per call for oneDNN; grpo/models/prompt_cache.py:
-one prefill per distinct prompt), three on the loss
+Five act on generation (grpo/models/generation.py: sampling from the merged adapter, a contiguous input for the
+output layer; grpo/models/packed_weights.py: weights packed once per call for oneDNN; grpo/models/sampling.py: the
+same tokens drawn from variates computed at once; grpo/models/prompt_cache.py: one prefill per distinct prompt), three
+on the loss
 (grpo/training/speedups.py: scoring completion positions only, skipping completions without advantage;
 grpo/training/shared_prefix.py: encoding each distinct prompt once, not once per completion); each module says why it
 is exact. Each switches itself off, with the reason logged once, where it does not apply. scripts/benchmark.py measures
@@ -30,6 +32,7 @@ from trl.extras.profiling import profiling_context
 from grpo.models.generation import contiguous_head_input, merged_lora, why_not_contiguous_head, why_not_merge_model
 from grpo.models.packed_weights import packed_linear_weights, why_not_pack
 from grpo.models.prompt_cache import draws_dropout, shared_prefill, shares_prompts, why_not_model
+from grpo.models.sampling import vectorised_sampling, why_not_vectorise
 from grpo.training.held_out import GreedyHeldOut
 from grpo.training.shared_prefix import checkpoints_layers, score_with_shared_prompts
 from grpo.training.speedups import (
@@ -56,6 +59,7 @@ class GRPOTrainer(trl.GRPOTrainer):
         skip_zero_advantage: bool = True,
         contiguous_head_input: bool = True,
         pack_weights_for_generation: bool = True,
+        vectorised_sampling: bool = True,
         shared_prefix: bool = True,
         shared_prefill: bool = True,
         filter_groups: bool = False,
@@ -77,6 +81,9 @@ class GRPOTrainer(trl.GRPOTrainer):
         )
         self.pack_weights_for_generation = pack_weights_for_generation and applies(
             "pack_weights_for_generation", why_not_pack_for_generation(self)
+        )
+        self.vectorised_sampling = vectorised_sampling and applies(
+            "vectorised_sampling", why_not_vectorised_sampling(self)
         )
         self.shared_prefix = shared_prefix and applies("shared_prefix", why_not_shared_prefix(self))
         self.shared_prefix_declined: set[str] = set()  # per-batch reasons, logged once
@@ -106,6 +113,8 @@ class GRPOTrainer(trl.GRPOTrainer):
                 speedups.enter_context(contiguous_head_input(model))
             if self.pack_weights_for_generation:  # after merging: it packs the weights as they are
                 speedups.enter_context(packed_linear_weights(model))
+            if self.vectorised_sampling:
+                speedups.enter_context(vectorised_sampling())
             if self.shared_prefill:
                 speedups.enter_context(shared_prefill(model))
             return super()._generate_single_turn(*args, **kwargs)
@@ -211,6 +220,17 @@ def why_not_pack_for_generation(trainer: trl.GRPOTrainer) -> str | None:
     if trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
         return "DeepSpeed/FSDP shard the weights, they are gathered only inside TRL's generation context"
     return why_not_pack(trainer.accelerator.unwrap_model(trainer.model))
+
+
+def why_not_vectorised_sampling(trainer: trl.GRPOTrainer) -> str | None:
+    """Why sampling with vectorised variates does not apply to this trainer (None: it does)."""
+    if not hasattr(trl.GRPOTrainer, "_generate_single_turn"):  # the method we wrap
+        return f"trl {trl.__version__} has no GRPOTrainer._generate_single_turn"
+    if trainer.args.use_vllm or getattr(trainer, "use_transformers_continuous_batching", False):
+        return "generation by vLLM or continuous batching, which sample by themselves"
+    if trainer.accelerator.device.type != "cpu":
+        return f"generation on {trainer.accelerator.device.type}, where torch draws the variates in parallel already"
+    return why_not_vectorise()
 
 
 def why_not_shared_prefix(trainer: trl.GRPOTrainer) -> str | None:
