@@ -1,7 +1,7 @@
-"""Keep the memory that torch frees inside the process, so that the next tensor of the same size reuses it.
+"""Keep the memory that torch frees inside the process, so that later tensors reuse its pages.
 
-glibc's malloc serves each allocation above its mmap threshold (at most 32 MB) from a fresh mapping of the kernel's
-and returns it on free; it also gives back the heap's free top beyond a trim threshold. The next tensor of that size
+glibc's malloc serves each allocation above its mmap threshold (at most 32 MB) from a fresh mapping and returns it
+to the kernel on free; it also gives back the heap's free top beyond a trim threshold. The next tensor of that size
 then starts on untouched pages, and filling it costs a page fault per 4 KB, several times the arithmetic that writes
 it. A GRPO step on a CPU allocates such tensors by the dozen: TRL's log-probabilities work through [tokens x 32768]
 float32 tiles of the logits (50 MB for 384 tokens), each operation on them a new one.
