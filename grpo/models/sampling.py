@@ -63,17 +63,24 @@ def vectorised_sampling():
 
 @cache
 def why_not_vectorise() -> str | None:
-    """Why `vectorised_multinomial` does not apply on this machine (None: it does): it must draw torch's tokens and
-    leave the generator in torch's state, checked on random distributions once per process."""
+    """Why `vectorised_multinomial` does not apply on this machine (None: it does): it must compute torch's variates,
+    draw torch's tokens and leave the generator in torch's state, checked on random distributions once per process."""
     for seed in range(4):
         ours, torchs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
         variates = exponential_variates(torch.Size([4, 50_000]), ours)
         if not torch.equal(variates, torch.empty(4, 50_000).exponential_(generator=torchs)):
             return f"torch {torch.__version__} computes its exponential variates differently on this machine"
         probs = torch.softmax(torch.randn(4, 5000, generator=torch.Generator().manual_seed(seed)) * 3, dim=-1)
-        same_tokens = torch.equal(
-            vectorised_multinomial(probs, 1, generator=ours), torch_multinomial(probs, 1, generator=torchs)
-        )
-        if not same_tokens or not torch.equal(ours.get_state(), torchs.get_state()):
+        if not draws_like_torch(probs, seed):
             return f"torch {torch.__version__} draws its tokens differently on this machine"
     return None
+
+
+def draws_like_torch(probs: torch.Tensor, seed: int) -> bool:
+    """Whether `vectorised_multinomial` draws `torch.multinomial`'s tokens from `probs` with a generator seeded with
+    `seed`, and leaves the generator in the same state."""
+    ours, torchs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    same_tokens = torch.equal(
+        vectorised_multinomial(probs, 1, generator=ours), torch_multinomial(probs, 1, generator=torchs)
+    )
+    return same_tokens and torch.equal(ours.get_state(), torchs.get_state())
